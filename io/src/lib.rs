@@ -1,0 +1,8 @@
+//! Sources and sinks of Runnel: reading pipeline input from files and writing pipeline output to them.
+//!
+//! - [`files`]: the plain filesystem primitives the text source and sink are built on: expanding an input pattern
+//!   (a path or a glob) into files, reading a file line by line as the project's text contract says, and writing
+//!   sharded output (`PREFIX-SSSSS-of-NNNNN`) to temporary files that are renamed into place only on commit.
+#![warn(missing_docs)]
+
+pub mod files;

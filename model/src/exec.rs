@@ -1,0 +1,196 @@
+//! The type-erased contracts a runner calls to execute user code.
+//!
+//! Runners never see element types. Elements travel in [`Batch`]es: one `Box<dyn Any + Send>`
+//! holding a `Vec<WindowedValue<T>>` for the PCollection's `T`, so nothing is boxed or encoded per
+//! element. Every operation that needs the type goes through an object the SDK built when the
+//! pipeline was constructed ([`ElementOps`], [`DoFnInstance`], [`KeyedOperator`], …), collected in
+//! [`Bindings`] next to the [`Graph`].
+
+use crate::graph::{CombinePayload, Graph, ParDoPayload};
+use crate::metrics::StepMetrics;
+use crate::time::Timestamp;
+use crate::window::Window;
+use crate::windowing::WindowingStrategy;
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A batch of windowed elements of one PCollection: a `Vec<WindowedValue<T>>` behind one handle.
+pub type Batch = Box<dyn Any + Send>;
+
+/// An error raised by user code or by the SDK code that wraps it.
+pub type UserError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Typed operations on the batches of one PCollection.
+pub trait ElementOps: Send + Sync {
+    /// The Rust element type.
+    fn type_name(&self) -> &'static str;
+    /// Number of elements in `batch`.
+    fn len(&self, batch: &Batch) -> usize;
+    /// An empty batch.
+    fn empty(&self) -> Batch;
+    /// A copy of `batch` (for PCollections read by several consumers).
+    fn clone_batch(&self, batch: &Batch) -> Batch;
+    /// Moves the elements of `from` to the end of `into`.
+    fn append(&self, into: &mut Batch, from: Batch);
+    /// Cuts `batch` into batches of at most `max_len` elements.
+    fn split(&self, batch: Batch, max_len: usize) -> Vec<Batch>;
+    /// Reorders the elements pseudo-randomly from `seed`.
+    fn shuffle(&self, batch: &mut Batch, seed: u64);
+    /// Appends the encoding of every windowed element to `out`.
+    fn encode(&self, batch: &Batch, out: &mut Vec<u8>) -> Result<(), UserError>;
+    /// Decodes what [`ElementOps::encode`] wrote.
+    fn decode(&self, bytes: &[u8]) -> Result<Batch, UserError>;
+    /// Encodes and decodes every element, failing if the coder cannot round-trip it.
+    fn check_encoding(&self, batch: &Batch) -> Result<(), UserError>;
+    /// Re-windows every element: `assign(timestamp, current window)` lists its new windows.
+    fn assign_windows(&self, batch: Batch, assign: &mut dyn FnMut(Timestamp, &Window) -> Vec<Window>) -> Batch;
+    /// The distinct windows present in the batch.
+    fn windows(&self, batch: &Batch) -> Vec<Window>;
+    /// The smallest element timestamp, if any.
+    fn min_timestamp(&self, batch: &Batch) -> Option<Timestamp>;
+    /// Splits a batch of key-value pairs into `n` batches by a hash of the deterministic key
+    /// encoding; `None` when the element type is not a pair.
+    fn partition_by_key(&self, batch: Batch, n: usize) -> Option<Vec<Batch>>;
+    /// `Debug` text of each element, for messages and tests.
+    fn debug_strings(&self, batch: &Batch) -> Vec<String>;
+}
+
+/// Side inputs as a DoFn sees them: the view of side input `index` for a main-input window.
+pub trait SideInputAccess {
+    /// The materialised view (downcast by the SDK to the view's type).
+    fn get(&self, index: usize, main_window: &Window) -> Result<&ViewValue, UserError>;
+}
+
+/// A materialised side input view, e.g. an `Arc<HashMap<K, V>>` behind `dyn Any`.
+pub type ViewValue = Arc<dyn Any + Send + Sync>;
+
+/// Builds side input views from the whole side input PCollection.
+pub trait ViewMaterializer: Send + Sync {
+    /// One view per window present in the side input's batches.
+    fn materialize(&self, batches: &[Batch]) -> Result<BTreeMap<Window, ViewValue>, UserError>;
+    /// The view of a window with no elements (an error for a singleton without default).
+    fn empty(&self) -> Result<ViewValue, UserError>;
+}
+
+/// What a DoFn instance can reach while it runs.
+pub struct ExecContext<'a> {
+    /// Unique name of the transform being executed.
+    pub step: &'a str,
+    /// Receives output batches: `(output index in the payload's output tags, batch)`.
+    pub output: &'a mut dyn FnMut(usize, Batch),
+    /// Side input views.
+    pub side_inputs: &'a dyn SideInputAccess,
+    /// Metrics of this transform.
+    pub metrics: &'a mut StepMetrics,
+}
+
+/// A live DoFn: setup, then bundles (start, batches, finish), then teardown.
+pub trait DoFnInstance: Send {
+    /// Once per instance, before any bundle.
+    fn setup(&mut self) -> Result<(), UserError>;
+    /// At the start of each bundle.
+    fn start_bundle(&mut self, ctx: &mut ExecContext<'_>) -> Result<(), UserError>;
+    /// Processes one batch of the main input.
+    fn process_batch(&mut self, input: Batch, ctx: &mut ExecContext<'_>) -> Result<(), UserError>;
+    /// At the end of each bundle; may emit.
+    fn finish_bundle(&mut self, ctx: &mut ExecContext<'_>) -> Result<(), UserError>;
+    /// Once, when the instance is discarded.
+    fn teardown(&mut self) -> Result<(), UserError>;
+}
+
+/// What a keyed operator can reach while it runs.
+pub struct KeyedContext<'a> {
+    /// Unique name of the transform being executed.
+    pub step: &'a str,
+    /// Receives output batches.
+    pub output: &'a mut dyn FnMut(Batch),
+    /// Metrics of this transform (e.g. data dropped due to lateness).
+    pub metrics: &'a mut StepMetrics,
+    /// Current processing time.
+    pub processing_time: Timestamp,
+}
+
+/// A grouping (GroupByKey or Combine) per key and window, driven by watermarks and time.
+pub trait KeyedOperator: Send {
+    /// Buffers or folds in a batch of key-value input.
+    fn process(&mut self, input: Batch, ctx: &mut KeyedContext<'_>) -> Result<(), UserError>;
+    /// The input watermark moved to `watermark`: fire and expire what that allows.
+    fn advance_watermark(&mut self, watermark: Timestamp, ctx: &mut KeyedContext<'_>) -> Result<(), UserError>;
+    /// Processing time moved to `now`: fire processing-time triggers that are due.
+    fn advance_processing_time(&mut self, now: Timestamp, ctx: &mut KeyedContext<'_>) -> Result<(), UserError>;
+    /// The output watermark may not pass this (buffered data holds it back).
+    fn watermark_hold(&self) -> Timestamp;
+    /// The earliest pending processing-time timer.
+    fn next_processing_time_timer(&self) -> Option<Timestamp>;
+}
+
+/// Creates a DoFn instance from its transform's payload (registered types deserialise from it,
+/// closures are cloned from the binary's table).
+pub type DoFnFactory = Arc<dyn Fn(&ParDoPayload) -> Result<Box<dyn DoFnInstance>, UserError> + Send + Sync>;
+
+/// Creates a keyed operator for a windowing strategy.
+pub type KeyedFactory = Arc<dyn Fn(&WindowingStrategy) -> Result<Box<dyn KeyedOperator>, UserError> + Send + Sync>;
+
+/// Creates a combining operator from its payload and windowing strategy.
+pub type CombineFactory =
+    Arc<dyn Fn(&CombinePayload, &WindowingStrategy) -> Result<Box<dyn KeyedOperator>, UserError> + Send + Sync>;
+
+/// A user window function: the windows an element at `timestamp` belongs to.
+pub trait WindowAssigner: Send + Sync {
+    /// Assigns windows.
+    fn assign(&self, timestamp: Timestamp, current: &Window) -> Vec<Window>;
+    /// Merges windows (merging functions only): groups of windows to merge, each with its result.
+    fn merge(&self, windows: &[Window]) -> Vec<(Vec<Window>, Window)>;
+}
+
+/// The code behind one leaf transform.
+#[derive(Clone)]
+pub enum Executable {
+    /// Elements of a Create.
+    Create {
+        /// Produces all elements as one batch.
+        elements: Arc<dyn Fn() -> Result<Batch, UserError> + Send + Sync>,
+    },
+    /// A ParDo.
+    ParDo {
+        /// Makes DoFn instances.
+        instantiate: DoFnFactory,
+        /// One materialiser per side input, in payload order.
+        side_inputs: Vec<Arc<dyn ViewMaterializer>>,
+    },
+    /// A GroupByKey.
+    GroupByKey {
+        /// Makes the grouping operator.
+        instantiate: KeyedFactory,
+    },
+    /// A Combine per key.
+    Combine {
+        /// Makes the combining operator (input: key-value pairs; output: key and combined value).
+        instantiate: CombineFactory,
+    },
+    /// A WindowInto with a user window function.
+    WindowInto {
+        /// The user window function.
+        window_fn: Arc<dyn WindowAssigner>,
+    },
+}
+
+/// The binary's half of a pipeline: the code for each leaf transform and the element operations
+/// of each PCollection. Flatten, Reshuffle and built-in windowing need no entry.
+#[derive(Clone, Default)]
+pub struct Bindings {
+    /// By transform id.
+    pub transforms: BTreeMap<String, Executable>,
+    /// By PCollection id.
+    pub elements: BTreeMap<String, Arc<dyn ElementOps>>,
+}
+
+/// A job ready to run: the graph and the code it refers to.
+#[derive(Clone)]
+pub struct Job {
+    /// The portable graph.
+    pub graph: Graph,
+    /// The code the graph refers to.
+    pub bindings: Bindings,
+}

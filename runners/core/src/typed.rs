@@ -1,0 +1,184 @@
+//! [`TypedOps`]: the typed side of [`ElementOps`] for batches of `WindowedValue<T>`.
+
+use crate::Data;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use runnel_model::exec::{Batch, ElementOps, UserError};
+use runnel_model::{Timestamp, Window, WindowedValue};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+/// Hashes the key of an element for partitioning; `None` for non-pair types.
+type KeyHasher<T> = Arc<dyn Fn(&T) -> u64 + Send + Sync>;
+
+/// Element operations for `T`, with key partitioning when `T` is a key-value pair.
+pub struct TypedOps<T> {
+    key_hash: Option<KeyHasher<T>>,
+}
+
+impl<T: Data> TypedOps<T> {
+    /// Operations for a non-pair element type.
+    pub fn new() -> Self {
+        TypedOps { key_hash: None }
+    }
+}
+
+impl<T: Data> Default for TypedOps<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K: crate::Key, V: Data> TypedOps<(K, V)> {
+    /// Operations for key-value pairs: partitioning hashes the deterministic encoding of the key.
+    pub fn keyed() -> Self {
+        TypedOps { key_hash: Some(Arc::new(|kv: &(K, V)| key_hash(&kv.0))) }
+    }
+}
+
+/// A hash of the key's deterministic encoding, equal across processes for equal keys.
+pub fn key_hash<K: serde::Serialize>(key: &K) -> u64 {
+    let bytes = bincode::serialize(key).unwrap_or_default();
+    // FNV-1a: fixed and seedless, so every worker agrees on partitions.
+    let mut h = FnvHasher(0xcbf2_9ce4_8422_2325);
+    bytes.hash(&mut h);
+    h.finish()
+}
+
+struct FnvHasher(u64);
+
+impl Hasher for FnvHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// The typed vector inside a batch (panics on a type mismatch: a runner bug, not a user error).
+pub fn downcast<T: 'static>(batch: Batch) -> Vec<WindowedValue<T>> {
+    *batch
+        .downcast::<Vec<WindowedValue<T>>>()
+        .unwrap_or_else(|_| panic!("batch is not a Vec<WindowedValue<{}>>", std::any::type_name::<T>()))
+}
+
+/// The typed vector inside a borrowed batch.
+pub fn downcast_ref<T: 'static>(batch: &Batch) -> &Vec<WindowedValue<T>> {
+    batch
+        .downcast_ref::<Vec<WindowedValue<T>>>()
+        .unwrap_or_else(|| panic!("batch is not a Vec<WindowedValue<{}>>", std::any::type_name::<T>()))
+}
+
+impl<T: Data> ElementOps for TypedOps<T> {
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<T>()
+    }
+
+    fn len(&self, batch: &Batch) -> usize {
+        downcast_ref::<T>(batch).len()
+    }
+
+    fn empty(&self) -> Batch {
+        Box::new(Vec::<WindowedValue<T>>::new())
+    }
+
+    fn clone_batch(&self, batch: &Batch) -> Batch {
+        Box::new(downcast_ref::<T>(batch).clone())
+    }
+
+    fn append(&self, into: &mut Batch, from: Batch) {
+        let from = downcast::<T>(from);
+        into.downcast_mut::<Vec<WindowedValue<T>>>().expect("batch type").extend(from);
+    }
+
+    fn split(&self, batch: Batch, max_len: usize) -> Vec<Batch> {
+        let mut v = downcast::<T>(batch);
+        let max_len = max_len.max(1);
+        if v.len() <= max_len {
+            return vec![Box::new(v)];
+        }
+        let mut out = Vec::with_capacity(v.len() / max_len + 1);
+        while v.len() > max_len {
+            let rest = v.split_off(max_len);
+            out.push(Box::new(std::mem::replace(&mut v, rest)) as Batch);
+        }
+        out.push(Box::new(v));
+        out
+    }
+
+    fn shuffle(&self, batch: &mut Batch, seed: u64) {
+        let v = batch.downcast_mut::<Vec<WindowedValue<T>>>().expect("batch type");
+        v.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
+    }
+
+    fn encode(&self, batch: &Batch, out: &mut Vec<u8>) -> Result<(), UserError> {
+        bincode::serialize_into(out, downcast_ref::<T>(batch))
+            .map_err(|e| -> UserError { format!("cannot encode {}: {e}", std::any::type_name::<T>()).into() })
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Result<Batch, UserError> {
+        let v: Vec<WindowedValue<T>> = bincode::deserialize(bytes)
+            .map_err(|e| -> UserError { format!("cannot decode {}: {e}", std::any::type_name::<T>()).into() })?;
+        Ok(Box::new(v))
+    }
+
+    fn check_encoding(&self, batch: &Batch) -> Result<(), UserError> {
+        for wv in downcast_ref::<T>(batch) {
+            let fail = |what: String| -> UserError {
+                format!("element {:?} of type {} {what}", wv.value, std::any::type_name::<T>()).into()
+            };
+            let bytes = bincode::serialize(wv).map_err(|e| fail(format!("cannot be encoded: {e}")))?;
+            let back: WindowedValue<T> =
+                bincode::deserialize(&bytes).map_err(|e| fail(format!("cannot be decoded: {e}")))?;
+            let again = bincode::serialize(&back).map_err(|e| fail(format!("cannot be re-encoded: {e}")))?;
+            if again != bytes {
+                return Err(fail("does not round-trip through its coder (decoded value encodes differently)".into()));
+            }
+        }
+        Ok(())
+    }
+
+    fn assign_windows(&self, batch: Batch, assign: &mut dyn FnMut(Timestamp, &Window) -> Vec<Window>) -> Batch {
+        let v = downcast::<T>(batch);
+        let mut out = Vec::with_capacity(v.len());
+        for wv in v {
+            let mut windows = assign(wv.timestamp, &wv.window);
+            if let Some(last) = windows.pop() {
+                for w in windows {
+                    out.push(WindowedValue { window: w, ..wv.clone() });
+                }
+                out.push(WindowedValue { window: last, ..wv });
+            }
+        }
+        Box::new(out)
+    }
+
+    fn windows(&self, batch: &Batch) -> Vec<Window> {
+        let mut ws: Vec<Window> = downcast_ref::<T>(batch).iter().map(|wv| wv.window).collect();
+        ws.sort();
+        ws.dedup();
+        ws
+    }
+
+    fn min_timestamp(&self, batch: &Batch) -> Option<Timestamp> {
+        downcast_ref::<T>(batch).iter().map(|wv| wv.timestamp).min()
+    }
+
+    fn partition_by_key(&self, batch: Batch, n: usize) -> Option<Vec<Batch>> {
+        let hash = self.key_hash.as_ref()?;
+        let n = n.max(1);
+        let mut parts: Vec<Vec<WindowedValue<T>>> = (0..n).map(|_| Vec::new()).collect();
+        for wv in downcast::<T>(batch) {
+            parts[(hash(&wv.value) % n as u64) as usize].push(wv);
+        }
+        Some(parts.into_iter().map(|p| Box::new(p) as Batch).collect())
+    }
+
+    fn debug_strings(&self, batch: &Batch) -> Vec<String> {
+        downcast_ref::<T>(batch).iter().map(|wv| format!("{:?}", wv.value)).collect()
+    }
+}

@@ -1,0 +1,441 @@
+//! `CombineFn` and the Combine transforms (per key, globally, grouped values), with built-ins.
+
+use crate::pipeline::{single_output, PCollection, PTransform, PrimitiveSpec};
+use crate::transforms::{Create, Flatten, Values};
+use runnel_model::exec::{Executable, UserError};
+use runnel_model::{urns, CombinePayload, FnRef, WindowFnSpec};
+use runnel_runner_core::group::{GroupAlsoByWindow, Reducer};
+use runnel_runner_core::{Data, Key};
+use serde::{Deserialize, Serialize};
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+/// An associative, commutative combination of values, in four steps: create an accumulator,
+/// add inputs, merge accumulators (from different bundles or workers), extract the output.
+pub trait CombineFn: Clone + Send + Sync + 'static {
+    /// Input values.
+    type In: Data;
+    /// Intermediate state (crosses the shuffle when a runner lifts the combine).
+    type Acc: Data;
+    /// Result.
+    type Out: Data;
+    /// An empty accumulator.
+    fn create_accumulator(&self) -> Self::Acc;
+    /// Folds one input in.
+    fn add_input(&self, acc: &mut Self::Acc, input: Self::In);
+    /// Folds another accumulator in.
+    fn merge_accumulators(&self, acc: &mut Self::Acc, other: Self::Acc);
+    /// The result.
+    fn extract_output(&self, acc: Self::Acc) -> Self::Out;
+    /// For built-ins: the name and parameters shown in the graph.
+    fn builtin(&self) -> Option<(&'static str, serde_json::Value)> {
+        None
+    }
+}
+
+/// Runs a [`CombineFn`] as the reducer of the shared grouping machinery.
+pub struct CombineReducer<F>(pub F);
+
+impl<K: Key, F: CombineFn> Reducer<K, F::In> for CombineReducer<F> {
+    type State = F::Acc;
+    type Output = F::Out;
+    fn create(&self, _: &K) -> Result<F::Acc, UserError> {
+        Ok(self.0.create_accumulator())
+    }
+    fn add(&self, _: &K, state: &mut F::Acc, value: F::In) -> Result<(), UserError> {
+        self.0.add_input(state, value);
+        Ok(())
+    }
+    fn merge(&self, _: &K, state: &mut F::Acc, other: F::Acc) -> Result<(), UserError> {
+        self.0.merge_accumulators(state, other);
+        Ok(())
+    }
+    fn extract(&self, _: &K, state: &F::Acc) -> Result<F::Out, UserError> {
+        Ok(self.0.extract_output(state.clone()))
+    }
+    fn extract_owned(&self, _: &K, state: F::Acc) -> Result<F::Out, UserError> {
+        Ok(self.0.extract_output(state))
+    }
+}
+
+/// Combines the values of each key and window: `(K, In)` → `(K, Out)`.
+pub struct CombinePerKey<K, F> {
+    f: F,
+    _k: PhantomData<fn(K)>,
+}
+
+impl<K: Key, F: CombineFn> CombinePerKey<K, F> {
+    /// Combines with `f`.
+    pub fn new(f: F) -> Self {
+        CombinePerKey { f, _k: PhantomData }
+    }
+}
+
+impl<K: Key, F: CombineFn> PTransform<PCollection<(K, F::In)>> for CombinePerKey<K, F> {
+    type Output = PCollection<(K, F::Out)>;
+    fn expand(self, input: PCollection<(K, F::In)>) -> PCollection<(K, F::Out)> {
+        let pipeline = input.pipeline().clone();
+        let mut b = pipeline.lock();
+        b.make_keyed::<K, F::In>(input.id());
+        let strategy = b.strategy_of(input.id());
+        let bounded = b.pcollection(input.id()).is_bounded;
+        let out_coder = b.kv_coder::<K, F::Out>();
+        let accumulator_coder = b.serde_coder::<F::Acc>();
+        let name = b.current_name();
+        drop(b);
+        let combine_fn = match self.f.builtin() {
+            Some((name, params)) => FnRef::Builtin { name: name.to_string(), params },
+            None => FnRef::Closure { transform: name },
+        };
+        let payload = CombinePayload { combine_fn, accumulator_coder };
+        let f = self.f;
+        let spec = PrimitiveSpec {
+            urn: urns::COMBINE_PER_KEY,
+            inputs: vec![("in".into(), input.id().to_string())],
+            payload: serde_json::to_value(payload).expect("payload serialises"),
+            executable: Some(Executable::Combine {
+                instantiate: Arc::new(move |_, ws| {
+                    Ok(Box::new(GroupAlsoByWindow::<K, F::In, _>::new(CombineReducer(f.clone()), ws)?))
+                }),
+            }),
+        };
+        let out: PCollection<(K, F::Out)> = single_output(&pipeline, spec, strategy, bounded, Some(out_coder));
+        pipeline.lock().make_keyed_output::<K, F::Out>(out.id());
+        out
+    }
+}
+
+/// Constructors of the Combine transforms.
+pub struct Combine;
+
+impl Combine {
+    /// Combines the values of each key: `(K, In)` → `(K, Out)`.
+    pub fn per_key<K: Key, F: CombineFn>(f: F) -> CombinePerKey<K, F> {
+        CombinePerKey::new(f)
+    }
+
+    /// Combines all elements of each window into one. In the global window an empty input still
+    /// gives one output (the result of an empty accumulator), as in Beam.
+    pub fn globally<F: CombineFn>(f: F) -> CombineGlobally<F> {
+        CombineGlobally { f }
+    }
+
+    /// Combines the grouped values of each key: `(K, Vec<In>)` → `(K, Out)`.
+    pub fn grouped_values<K: Key, F: CombineFn>(f: F) -> CombineGroupedValues<K, F> {
+        CombineGroupedValues { f, _k: PhantomData }
+    }
+}
+
+/// See [`Combine::globally`].
+pub struct CombineGlobally<F> {
+    f: F,
+}
+
+/// Wraps a CombineFn to ignore the `None` placeholder that guarantees output for empty input.
+#[derive(Clone)]
+struct SkipNone<F>(F);
+
+impl<F: CombineFn> CombineFn for SkipNone<F> {
+    type In = Option<F::In>;
+    type Acc = F::Acc;
+    type Out = F::Out;
+    fn create_accumulator(&self) -> F::Acc {
+        self.0.create_accumulator()
+    }
+    fn add_input(&self, acc: &mut F::Acc, input: Option<F::In>) {
+        if let Some(v) = input {
+            self.0.add_input(acc, v)
+        }
+    }
+    fn merge_accumulators(&self, acc: &mut F::Acc, other: F::Acc) {
+        self.0.merge_accumulators(acc, other)
+    }
+    fn extract_output(&self, acc: F::Acc) -> F::Out {
+        self.0.extract_output(acc)
+    }
+    fn builtin(&self) -> Option<(&'static str, serde_json::Value)> {
+        self.0.builtin()
+    }
+}
+
+impl<F: CombineFn> PTransform<PCollection<F::In>> for CombineGlobally<F> {
+    type Output = PCollection<F::Out>;
+    fn expand(self, input: PCollection<F::In>) -> PCollection<F::Out> {
+        let keyed = input.map("KeyByUnit", |v| ((), Some(v)));
+        let with_default = if input.windowing_strategy().window_fn == WindowFnSpec::Global {
+            let default = input.pipeline().apply("Default", Create::of(vec![((), None::<F::In>)]));
+            input.pipeline().clone().apply_to("WithDefault", vec![keyed, default], Flatten)
+        } else {
+            keyed
+        };
+        with_default.apply("CombinePerKey", CombinePerKey::new(SkipNone(self.f))).apply("Values", Values)
+    }
+}
+
+/// See [`Combine::grouped_values`].
+pub struct CombineGroupedValues<K, F> {
+    f: F,
+    _k: PhantomData<fn(K)>,
+}
+
+impl<K: Key, F: CombineFn> PTransform<PCollection<(K, Vec<F::In>)>> for CombineGroupedValues<K, F> {
+    type Output = PCollection<(K, F::Out)>;
+    fn expand(self, input: PCollection<(K, Vec<F::In>)>) -> PCollection<(K, F::Out)> {
+        let f = self.f;
+        crate::transforms::Map::new(move |(k, vs): (K, Vec<F::In>)| {
+            let mut acc = f.create_accumulator();
+            for v in vs {
+                f.add_input(&mut acc, v);
+            }
+            (k, f.extract_output(acc))
+        })
+        .expand(input)
+    }
+}
+
+/// The sum of the inputs.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Sum<T>(PhantomData<fn(T)>);
+impl<T> Sum<T> {
+    /// The CombineFn.
+    pub fn new() -> Self {
+        Sum(PhantomData)
+    }
+}
+impl<T: Data + Default + std::ops::AddAssign> CombineFn for Sum<T> {
+    type In = T;
+    type Acc = T;
+    type Out = T;
+    fn create_accumulator(&self) -> T {
+        T::default()
+    }
+    fn add_input(&self, acc: &mut T, input: T) {
+        *acc += input;
+    }
+    fn merge_accumulators(&self, acc: &mut T, other: T) {
+        *acc += other;
+    }
+    fn extract_output(&self, acc: T) -> T {
+        acc
+    }
+    fn builtin(&self) -> Option<(&'static str, serde_json::Value)> {
+        Some(("sum", serde_json::Value::Null))
+    }
+}
+
+/// The number of inputs.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Count<T>(PhantomData<fn(T)>);
+impl<T> Count<T> {
+    /// The CombineFn.
+    pub fn new() -> Self {
+        Count(PhantomData)
+    }
+}
+impl<T: Data> CombineFn for Count<T> {
+    type In = T;
+    type Acc = u64;
+    type Out = u64;
+    fn create_accumulator(&self) -> u64 {
+        0
+    }
+    fn add_input(&self, acc: &mut u64, _: T) {
+        *acc += 1;
+    }
+    fn merge_accumulators(&self, acc: &mut u64, other: u64) {
+        *acc += other;
+    }
+    fn extract_output(&self, acc: u64) -> u64 {
+        acc
+    }
+    fn builtin(&self) -> Option<(&'static str, serde_json::Value)> {
+        Some(("count", serde_json::Value::Null))
+    }
+}
+
+/// The arithmetic mean of the inputs (NaN for none).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Mean<T>(PhantomData<fn(T)>);
+impl<T> Mean<T> {
+    /// The CombineFn.
+    pub fn new() -> Self {
+        Mean(PhantomData)
+    }
+}
+impl<T: Data + Into<f64>> CombineFn for Mean<T> {
+    type In = T;
+    type Acc = (f64, u64);
+    type Out = f64;
+    fn create_accumulator(&self) -> (f64, u64) {
+        (0.0, 0)
+    }
+    fn add_input(&self, acc: &mut (f64, u64), input: T) {
+        acc.0 += input.into();
+        acc.1 += 1;
+    }
+    fn merge_accumulators(&self, acc: &mut (f64, u64), other: (f64, u64)) {
+        acc.0 += other.0;
+        acc.1 += other.1;
+    }
+    fn extract_output(&self, acc: (f64, u64)) -> f64 {
+        if acc.1 == 0 {
+            f64::NAN
+        } else {
+            acc.0 / acc.1 as f64
+        }
+    }
+    fn builtin(&self) -> Option<(&'static str, serde_json::Value)> {
+        Some(("mean", serde_json::Value::Null))
+    }
+}
+
+/// The smallest input (`None` for none).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Min<T>(PhantomData<fn(T)>);
+impl<T> Min<T> {
+    /// The CombineFn.
+    pub fn new() -> Self {
+        Min(PhantomData)
+    }
+}
+impl<T: Data + Ord> CombineFn for Min<T> {
+    type In = T;
+    type Acc = Option<T>;
+    type Out = Option<T>;
+    fn create_accumulator(&self) -> Option<T> {
+        None
+    }
+    fn add_input(&self, acc: &mut Option<T>, input: T) {
+        if acc.as_ref().is_none_or(|a| input < *a) {
+            *acc = Some(input);
+        }
+    }
+    fn merge_accumulators(&self, acc: &mut Option<T>, other: Option<T>) {
+        if let Some(o) = other {
+            self.add_input(acc, o);
+        }
+    }
+    fn extract_output(&self, acc: Option<T>) -> Option<T> {
+        acc
+    }
+    fn builtin(&self) -> Option<(&'static str, serde_json::Value)> {
+        Some(("min", serde_json::Value::Null))
+    }
+}
+
+/// The largest input (`None` for none).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Max<T>(PhantomData<fn(T)>);
+impl<T> Max<T> {
+    /// The CombineFn.
+    pub fn new() -> Self {
+        Max(PhantomData)
+    }
+}
+impl<T: Data + Ord> CombineFn for Max<T> {
+    type In = T;
+    type Acc = Option<T>;
+    type Out = Option<T>;
+    fn create_accumulator(&self) -> Option<T> {
+        None
+    }
+    fn add_input(&self, acc: &mut Option<T>, input: T) {
+        if acc.as_ref().is_none_or(|a| input > *a) {
+            *acc = Some(input);
+        }
+    }
+    fn merge_accumulators(&self, acc: &mut Option<T>, other: Option<T>) {
+        if let Some(o) = other {
+            self.add_input(acc, o);
+        }
+    }
+    fn extract_output(&self, acc: Option<T>) -> Option<T> {
+        acc
+    }
+    fn builtin(&self) -> Option<(&'static str, serde_json::Value)> {
+        Some(("max", serde_json::Value::Null))
+    }
+}
+
+/// The `n` largest inputs, largest first (or smallest, with [`Top::smallest`]).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Top<T> {
+    n: usize,
+    largest: bool,
+    _t: PhantomData<fn(T)>,
+}
+impl<T> Top<T> {
+    /// The `n` largest, largest first.
+    pub fn largest(n: usize) -> Self {
+        Top { n, largest: true, _t: PhantomData }
+    }
+    /// The `n` smallest, smallest first.
+    pub fn smallest(n: usize) -> Self {
+        Top { n, largest: false, _t: PhantomData }
+    }
+}
+impl<T: Data + Ord> Top<T> {
+    fn trim(&self, acc: &mut Vec<T>) {
+        if self.largest {
+            acc.sort_by(|a, b| b.cmp(a));
+        } else {
+            acc.sort();
+        }
+        acc.truncate(self.n);
+    }
+}
+impl<T: Data + Ord> CombineFn for Top<T> {
+    type In = T;
+    type Acc = Vec<T>;
+    type Out = Vec<T>;
+    fn create_accumulator(&self) -> Vec<T> {
+        Vec::new()
+    }
+    fn add_input(&self, acc: &mut Vec<T>, input: T) {
+        acc.push(input);
+        if acc.len() >= 2 * self.n.max(8) {
+            self.trim(acc);
+        }
+    }
+    fn merge_accumulators(&self, acc: &mut Vec<T>, other: Vec<T>) {
+        acc.extend(other);
+        self.trim(acc);
+    }
+    fn extract_output(&self, mut acc: Vec<T>) -> Vec<T> {
+        self.trim(&mut acc);
+        acc
+    }
+    fn builtin(&self) -> Option<(&'static str, serde_json::Value)> {
+        Some(("top", serde_json::json!({ "n": self.n, "largest": self.largest })))
+    }
+}
+
+/// All inputs as a list (in no particular order).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ToList<T>(PhantomData<fn(T)>);
+impl<T> ToList<T> {
+    /// The CombineFn.
+    pub fn new() -> Self {
+        ToList(PhantomData)
+    }
+}
+impl<T: Data> CombineFn for ToList<T> {
+    type In = T;
+    type Acc = Vec<T>;
+    type Out = Vec<T>;
+    fn create_accumulator(&self) -> Vec<T> {
+        Vec::new()
+    }
+    fn add_input(&self, acc: &mut Vec<T>, input: T) {
+        acc.push(input);
+    }
+    fn merge_accumulators(&self, acc: &mut Vec<T>, other: Vec<T>) {
+        acc.extend(other);
+    }
+    fn extract_output(&self, acc: Vec<T>) -> Vec<T> {
+        acc
+    }
+    fn builtin(&self) -> Option<(&'static str, serde_json::Value)> {
+        Some(("to_list", serde_json::Value::Null))
+    }
+}

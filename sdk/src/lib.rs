@@ -1,0 +1,56 @@
+//! Runnel: data pipelines in Rust, in the model of Apache Beam.
+//!
+//! Write a pipeline once against this crate and run it on any runner by changing one flag
+//! (`--runner=direct|rayon|grpc`).
+//!
+//! ```
+//! use runnel::prelude::*;
+//!
+//! let p = Pipeline::new(PipelineOptions::default());
+//! let words = p.apply("Words", Create::of(vec!["a", "b", "a"].into_iter().map(String::from).collect()));
+//! let counts = words.apply("Count", CountPerElement::new());
+//! counts.apply("Check", PAssert::equal_in_any_order(vec![("a".to_string(), 2u64), ("b".to_string(), 1)]));
+//! p.run().unwrap();
+//! ```
+//!
+//! The pipeline becomes a portable graph ([`runnel_model::Graph`], see [`Pipeline::graph`]) plus
+//! the code it refers to; a runner executes both.
+#![warn(missing_docs)]
+
+pub mod combine;
+pub mod dofn;
+mod error;
+pub mod options;
+mod pipeline;
+pub mod side_input;
+pub mod testing;
+pub mod transforms;
+pub mod window;
+
+pub use combine::{Combine, CombineFn, CombinePerKey};
+pub use dofn::{DoFn, DoFnContext, OutputTag, ParDo, ParDoOutputs};
+pub use error::{BoxError, PipelineError};
+pub use options::{PipelineOptions, RunnerKind};
+pub use pipeline::{PBegin, PCollection, PTransform, PValue, Pipeline, PipelineResult};
+pub use runnel_model as model;
+pub use runnel_model::{PaneInfo, PaneTiming, Timestamp, Window};
+pub use runnel_runner_core::{Data as Element, Key};
+pub use side_input::{PCollectionView, View};
+
+/// Everything a pipeline author usually needs.
+pub mod prelude {
+    pub use crate::combine::{self, Combine, CombineFn, CombinePerKey};
+    pub use crate::dofn::{DoFn, DoFnContext, OutputTag, ParDo};
+    pub use crate::side_input::{PCollectionView, View};
+    pub use crate::testing::PAssert;
+    pub use crate::transforms::*;
+    pub use crate::window::{FixedWindows, GlobalWindows, SlidingWindows, WindowInto};
+    pub use crate::{BoxError, Element, Key, PCollection, PTransform, Pipeline, PipelineOptions, RunnerKind};
+    pub use crate::{PaneInfo, PaneTiming, Timestamp, Window};
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use serde;
+    pub use typetag;
+}

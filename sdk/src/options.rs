@@ -1,0 +1,124 @@
+//! Pipeline options: the runner and its flags, from the command line (clap) or a builder.
+
+use clap::{Args, Parser, ValueEnum};
+use std::path::PathBuf;
+
+/// The runners a pipeline can be run on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum RunnerKind {
+    /// In-process reference runner with strict checks.
+    #[default]
+    Direct,
+    /// Parallel batch runner on all cores.
+    Rayon,
+    /// Distributed runner: a coordinator and worker processes.
+    Grpc,
+}
+
+/// `on` or `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
+}
+
+/// Options every pipeline program accepts. Flatten them into a program's own clap parser with
+/// `#[command(flatten)]`, or use [`PipelineOptions::from_args`] / the builder methods.
+#[derive(Clone, Debug, Args)]
+pub struct PipelineOptions {
+    /// Runner to execute the pipeline on.
+    #[arg(long, value_enum, default_value_t = RunnerKind::Direct)]
+    pub runner: RunnerKind,
+    /// Write the pipeline's portable graph as JSON to FILE and exit without running it.
+    #[arg(long, value_name = "FILE")]
+    pub dump_graph: Option<PathBuf>,
+    /// Direct runner: round-trip every element through its coder and shuffle bundle order.
+    #[arg(long, value_enum, default_value_t = Switch::On)]
+    pub direct_checks: Switch,
+    /// Seed for the direct runner's shuffled processing order.
+    #[arg(long, default_value_t = 0x5eed)]
+    pub seed: u64,
+    /// Elements per bundle emitted by sources.
+    #[arg(long, default_value_t = 1024)]
+    pub bundle_size: usize,
+    /// grpc runner: number of worker processes.
+    #[arg(long)]
+    pub workers: Option<usize>,
+}
+
+#[derive(Parser)]
+struct OnlyPipelineOptions {
+    #[command(flatten)]
+    options: PipelineOptions,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        PipelineOptions {
+            runner: RunnerKind::Direct,
+            dump_graph: None,
+            direct_checks: Switch::On,
+            seed: 0x5eed,
+            bundle_size: 1024,
+            workers: None,
+        }
+    }
+}
+
+impl PipelineOptions {
+    /// Parses the process's command line (exits with usage on error, like any clap program).
+    pub fn from_args() -> Self {
+        OnlyPipelineOptions::parse().options
+    }
+
+    /// Parses the given arguments (the first is the program name).
+    pub fn try_from_args<I, S>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<std::ffi::OsString> + Clone,
+    {
+        OnlyPipelineOptions::try_parse_from(args).map(|o| o.options)
+    }
+
+    /// Sets the runner.
+    pub fn with_runner(mut self, runner: RunnerKind) -> Self {
+        self.runner = runner;
+        self
+    }
+
+    /// Turns the direct runner's strict checks on or off.
+    pub fn with_direct_checks(mut self, on: bool) -> Self {
+        self.direct_checks = if on { Switch::On } else { Switch::Off };
+        self
+    }
+
+    /// Sets the seed of the direct runner's shuffled order.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Sets the elements per bundle emitted by sources.
+    pub fn with_bundle_size(mut self, n: usize) -> Self {
+        self.bundle_size = n.max(1);
+        self
+    }
+
+    /// Sets the grpc runner's worker count.
+    pub fn with_workers(mut self, n: usize) -> Self {
+        self.workers = Some(n);
+        self
+    }
+
+    pub(crate) fn runner_options(&self) -> runnel_runner_core::RunnerOptions {
+        runnel_runner_core::RunnerOptions {
+            direct_checks: self.direct_checks == Switch::On,
+            seed: self.seed,
+            bundle_size: self.bundle_size.max(1),
+            workers: self.workers,
+            extra: Default::default(),
+        }
+    }
+}

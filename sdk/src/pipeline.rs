@@ -1,0 +1,512 @@
+//! `Pipeline`, `PCollection<T>` and the construction machinery behind `apply`.
+
+use crate::error::PipelineError;
+use crate::options::{PipelineOptions, RunnerKind};
+use runnel_model::exec::{Bindings, ElementOps, Executable, Job};
+use runnel_model::metrics::MetricsSnapshot;
+use runnel_model::{urns, Boundedness, Coder, Environment, Graph, PCollectionNode, Transform, WindowingStrategy};
+use runnel_runner_core::typed::TypedOps;
+use runnel_runner_core::{Data, JobState, Key, Runner};
+use std::collections::{BTreeMap, BTreeSet};
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// A pipeline under construction. Cheap to clone: clones share the same graph.
+#[derive(Clone)]
+pub struct Pipeline {
+    inner: Arc<Mutex<Builder>>,
+}
+
+/// A typed handle to a PCollection of the pipeline.
+pub struct PCollection<T> {
+    pipeline: Pipeline,
+    id: String,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for PCollection<T> {
+    fn clone(&self) -> Self {
+        PCollection { pipeline: self.pipeline.clone(), id: self.id.clone(), _t: PhantomData }
+    }
+}
+
+impl<T> std::fmt::Debug for PCollection<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PCollection<{}>({})", std::any::type_name::<T>(), self.id)
+    }
+}
+
+/// The input of root transforms such as `Create`.
+#[derive(Clone)]
+pub struct PBegin {
+    pipeline: Pipeline,
+}
+
+/// A composable transform: `expand` applies other transforms (or registers a primitive).
+pub trait PTransform<In> {
+    /// What applying it produces.
+    type Output;
+    /// Builds the transform's part of the graph.
+    fn expand(self, input: In) -> Self::Output;
+}
+
+/// Values that can be inputs or outputs of transforms: they name their PCollections.
+pub trait PValue {
+    /// `(local tag, PCollection id)` pairs.
+    fn pcollections(&self) -> Vec<(String, String)>;
+}
+
+impl<T> PValue for PCollection<T> {
+    fn pcollections(&self) -> Vec<(String, String)> {
+        vec![("out".to_string(), self.id.clone())]
+    }
+}
+
+impl PValue for PBegin {
+    fn pcollections(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+}
+
+impl PValue for () {
+    fn pcollections(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+}
+
+impl<T> PValue for Vec<PCollection<T>> {
+    fn pcollections(&self) -> Vec<(String, String)> {
+        self.iter().enumerate().map(|(i, p)| (i.to_string(), p.id.clone())).collect()
+    }
+}
+
+macro_rules! tuple_pvalue {
+    ($($name:ident $idx:tt),+) => {
+        impl<$($name: PValue),+> PValue for ($($name,)+) {
+            fn pcollections(&self) -> Vec<(String, String)> {
+                let mut out = Vec::new();
+                $(for (tag, id) in self.$idx.pcollections() {
+                    out.push((format!("{}.{}", $idx, tag), id));
+                })+
+                out
+            }
+        }
+    };
+}
+tuple_pvalue!(A 0, B 1);
+tuple_pvalue!(A 0, B 1, C 2);
+
+/// One level of composite nesting while a transform expands.
+struct Scope {
+    full_name: String,
+    children: Vec<String>,
+    primitive: bool,
+}
+
+pub(crate) struct Builder {
+    graph: Graph,
+    bindings: Bindings,
+    scopes: Vec<Scope>,
+    errors: Vec<String>,
+    coder_ids: BTreeMap<Coder, String>,
+    strategy_ids: Vec<(WindowingStrategy, String)>,
+    names: BTreeSet<String>,
+    options: PipelineOptions,
+}
+
+/// What a primitive transform declares when it is added to the graph.
+pub(crate) struct PrimitiveSpec {
+    pub urn: &'static str,
+    pub inputs: Vec<(String, String)>,
+    pub payload: serde_json::Value,
+    pub executable: Option<Executable>,
+}
+
+/// One output of a primitive: its local tag, coder, windowing and element operations.
+pub(crate) struct OutputSpec {
+    pub tag: String,
+    pub coder: String,
+    pub strategy: String,
+    pub bounded: Boundedness,
+    pub ops: Arc<dyn ElementOps>,
+}
+
+impl Pipeline {
+    /// A new, empty pipeline.
+    pub fn new(options: PipelineOptions) -> Self {
+        let graph = Graph {
+            environment: Environment { sdk: format!("runnel {}", env!("CARGO_PKG_VERSION")), binary_fingerprint: None },
+            ..Graph::default()
+        };
+        Pipeline {
+            inner: Arc::new(Mutex::new(Builder {
+                graph,
+                bindings: Bindings::default(),
+                scopes: Vec::new(),
+                errors: Vec::new(),
+                coder_ids: BTreeMap::new(),
+                strategy_ids: Vec::new(),
+                names: BTreeSet::new(),
+                options,
+            })),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Builder> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The pipeline's options.
+    pub fn options(&self) -> PipelineOptions {
+        self.lock().options.clone()
+    }
+
+    /// The root to apply sources to.
+    pub fn begin(&self) -> PBegin {
+        PBegin { pipeline: self.clone() }
+    }
+
+    /// Applies a root transform (a source such as `Create`).
+    pub fn apply<T: PTransform<PBegin>>(&self, name: &str, transform: T) -> T::Output
+    where
+        T::Output: PValue,
+    {
+        apply_named(self, name, self.begin(), transform)
+    }
+
+    /// The portable graph built so far.
+    pub fn graph(&self) -> Graph {
+        self.lock().graph.clone()
+    }
+
+    /// Construction errors recorded so far (duplicate names, mismatched windowing, …).
+    pub fn construction_errors(&self) -> Vec<String> {
+        self.lock().errors.clone()
+    }
+
+    /// The graph and the code it refers to, checked: construction errors and graph validation.
+    pub fn job(&self) -> Result<Job, PipelineError> {
+        let b = self.lock();
+        if !b.errors.is_empty() {
+            return Err(PipelineError::Construction(b.errors.clone()));
+        }
+        b.graph.validate()?;
+        Ok(Job { graph: b.graph.clone(), bindings: b.bindings.clone() })
+    }
+
+    /// Runs the pipeline on the runner its options name.
+    ///
+    /// With `--dump-graph=FILE` it writes the graph as JSON to FILE and exits the process with
+    /// status 0 without running anything, so every pipeline program honours that flag.
+    pub fn run(&self) -> Result<PipelineResult, PipelineError> {
+        let job = self.job()?;
+        let options = self.options();
+        if let Some(path) = &options.dump_graph {
+            write_atomically(path, job.graph.to_json().as_bytes())
+                .map_err(|source| PipelineError::DumpGraph { path: path.display().to_string(), source })?;
+            std::process::exit(0);
+        }
+        let runner: Box<dyn Runner> = match options.runner {
+            RunnerKind::Direct => Box::new(runnel_runner_direct::DirectRunner),
+            RunnerKind::Rayon => return Err(PipelineError::RunnerNotAvailable("rayon")),
+            RunnerKind::Grpc => return Err(PipelineError::RunnerNotAvailable("grpc")),
+        };
+        let result = runner.run(job, &options.runner_options())?;
+        Ok(PipelineResult { state: result.state, metrics: result.metrics })
+    }
+}
+
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.runnel-tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+/// What a finished pipeline reports.
+#[derive(Clone, Debug)]
+pub struct PipelineResult {
+    state: JobState,
+    metrics: MetricsSnapshot,
+}
+
+impl PipelineResult {
+    /// How the job ended.
+    pub fn state(&self) -> JobState {
+        self.state
+    }
+
+    /// All metrics, keyed by transform and name.
+    pub fn metrics(&self) -> &MetricsSnapshot {
+        &self.metrics
+    }
+
+    /// A counter summed over every transform that reported it (0 if none did).
+    pub fn counter(&self, name: &str) -> i64 {
+        self.metrics.counter(name)
+    }
+}
+
+/// Applies `transform` to `input` under `name`, recording the composite (or primitive) node.
+pub(crate) fn apply_named<In: PValue, T: PTransform<In>>(
+    pipeline: &Pipeline,
+    name: &str,
+    input: In,
+    transform: T,
+) -> T::Output
+where
+    T::Output: PValue,
+{
+    let full_name = {
+        let mut b = pipeline.lock();
+        let parent = b.scopes.last().map(|s| s.full_name.clone());
+        let mut full = match parent {
+            Some(p) => format!("{p}/{name}"),
+            None => name.to_string(),
+        };
+        if name.is_empty() || name.contains('/') {
+            b.errors.push(format!("transform name '{name}' must be non-empty and contain no '/'"));
+        }
+        if !b.names.insert(full.clone()) {
+            b.errors.push(format!("duplicate transform name '{full}': names must be unique"));
+            let mut n = 2;
+            while !b.names.insert(format!("{full}#{n}")) {
+                n += 1;
+            }
+            full = format!("{full}#{n}");
+        }
+        b.scopes.push(Scope { full_name: full.clone(), children: Vec::new(), primitive: false });
+        full
+    };
+    let inputs = input.pcollections();
+    let output = transform.expand(input);
+    let mut b = pipeline.lock();
+    let scope = b.scopes.pop().expect("scope pushed above");
+    if !scope.primitive {
+        if scope.children.is_empty() {
+            b.errors.push(format!("transform '{full_name}' applied no transform"));
+        }
+        let composite = Transform {
+            unique_name: full_name.clone(),
+            urn: urns::COMPOSITE.to_string(),
+            inputs: inputs.into_iter().collect(),
+            outputs: output.pcollections().into_iter().collect(),
+            payload: serde_json::Value::Null,
+            subtransforms: scope.children,
+        };
+        b.graph.transforms.insert(full_name.clone(), composite);
+    }
+    match b.scopes.last_mut() {
+        Some(parent) => parent.children.push(full_name),
+        None => b.graph.root_transforms.push(full_name),
+    }
+    output
+}
+
+impl Builder {
+    /// Registers the primitive that the innermost transform being applied expands to, and
+    /// returns the ids of its outputs.
+    pub(crate) fn add_primitive(&mut self, spec: PrimitiveSpec, outputs: Vec<OutputSpec>) -> Vec<String> {
+        let Some(scope) = self.scopes.last_mut() else {
+            self.errors.push(format!("a {} was added outside of apply()", spec.urn));
+            return Vec::new();
+        };
+        if scope.primitive || !scope.children.is_empty() {
+            self.errors.push(format!(
+                "transform '{}' expands to more than one primitive: apply each under its own name",
+                scope.full_name
+            ));
+        }
+        scope.primitive = true;
+        let name = scope.full_name.clone();
+        let mut out_map = BTreeMap::new();
+        let mut ids = Vec::new();
+        for o in outputs {
+            let id = format!("{name}.{}", o.tag);
+            self.graph.pcollections.insert(
+                id.clone(),
+                PCollectionNode {
+                    unique_name: id.clone(),
+                    coder_id: o.coder,
+                    windowing_strategy_id: o.strategy,
+                    is_bounded: o.bounded,
+                },
+            );
+            self.bindings.elements.insert(id.clone(), o.ops);
+            out_map.insert(o.tag, id.clone());
+            ids.push(id);
+        }
+        if let Some(exe) = spec.executable {
+            self.bindings.transforms.insert(name.clone(), exe);
+        }
+        self.graph.transforms.insert(
+            name.clone(),
+            Transform {
+                unique_name: name,
+                urn: spec.urn.to_string(),
+                inputs: spec.inputs.into_iter().collect(),
+                outputs: out_map,
+                payload: spec.payload,
+                subtransforms: Vec::new(),
+            },
+        );
+        ids
+    }
+
+    /// The unique name of the transform being expanded.
+    pub(crate) fn current_name(&self) -> String {
+        self.scopes.last().map(|s| s.full_name.clone()).unwrap_or_default()
+    }
+
+    pub(crate) fn error(&mut self, message: String) {
+        self.errors.push(message);
+    }
+
+    fn intern_coder(&mut self, coder: Coder) -> String {
+        if let Some(id) = self.coder_ids.get(&coder) {
+            return id.clone();
+        }
+        let id = format!("c{}", self.coder_ids.len());
+        self.graph.coders.insert(id.clone(), coder.clone());
+        self.coder_ids.insert(coder, id.clone());
+        id
+    }
+
+    /// The default serde coder of `T`.
+    pub(crate) fn serde_coder<T: 'static>(&mut self) -> String {
+        self.intern_coder(Coder {
+            urn: urns::SERDE_CODER.to_string(),
+            components: Vec::new(),
+            rust_type: Some(std::any::type_name::<T>().to_string()),
+        })
+    }
+
+    /// The coder of a key-value pair.
+    pub(crate) fn kv_coder<K: 'static, V: 'static>(&mut self) -> String {
+        let k = self.serde_coder::<K>();
+        let v = self.serde_coder::<V>();
+        self.intern_coder(Coder { urn: urns::KV_CODER.to_string(), components: vec![k, v], rust_type: None })
+    }
+
+    /// The coder of a key with all its values.
+    pub(crate) fn kv_iterable_coder<K: 'static, V: 'static>(&mut self) -> String {
+        let k = self.serde_coder::<K>();
+        let v = self.serde_coder::<V>();
+        let it =
+            self.intern_coder(Coder { urn: urns::ITERABLE_CODER.to_string(), components: vec![v], rust_type: None });
+        self.intern_coder(Coder { urn: urns::KV_CODER.to_string(), components: vec![k, it], rust_type: None })
+    }
+
+    /// Marks a PCollection of pairs as keyed: KV coder and key partitioning.
+    pub(crate) fn make_keyed<K: Key, V: Data>(&mut self, pc: &str) {
+        let coder = self.kv_coder::<K, V>();
+        self.set_coder(pc, coder);
+        self.bindings.elements.insert(pc.to_string(), Arc::new(TypedOps::<(K, V)>::keyed()));
+    }
+
+    /// Gives a PCollection of pairs key partitioning, keeping its coder.
+    pub(crate) fn make_keyed_output<K: Key, V: Data>(&mut self, pc: &str) {
+        self.bindings.elements.insert(pc.to_string(), Arc::new(TypedOps::<(K, V)>::keyed()));
+    }
+
+    pub(crate) fn intern_strategy(&mut self, ws: WindowingStrategy) -> String {
+        if let Some((_, id)) = self.strategy_ids.iter().find(|(s, _)| *s == ws) {
+            return id.clone();
+        }
+        let id = format!("ws{}", self.strategy_ids.len());
+        self.graph.windowing_strategies.insert(id.clone(), ws.clone());
+        self.strategy_ids.push((ws, id.clone()));
+        id
+    }
+
+    pub(crate) fn pcollection(&self, id: &str) -> &PCollectionNode {
+        &self.graph.pcollections[id]
+    }
+
+    pub(crate) fn strategy_of(&self, pc: &str) -> WindowingStrategy {
+        let id = &self.graph.pcollections[pc].windowing_strategy_id;
+        self.graph.windowing_strategies[id].clone()
+    }
+
+    /// Sets the coder of `pc` and of every PCollection tied to it by a transform that keeps
+    /// elements as they are (Flatten, Reshuffle, WindowInto), so their coders stay equal.
+    /// The element type is the same, so the bytes are too: only the coder's description changes.
+    pub(crate) fn set_coder(&mut self, pc: &str, coder: String) {
+        let mut todo = vec![pc.to_string()];
+        while let Some(id) = todo.pop() {
+            match self.graph.pcollections.get_mut(&id) {
+                Some(node) if node.coder_id != coder => node.coder_id = coder.clone(),
+                _ => continue,
+            }
+            for t in self.graph.transforms.values() {
+                let keeps = [urns::FLATTEN, urns::RESHUFFLE, urns::WINDOW_INTO].contains(&t.urn.as_str());
+                if keeps && (t.inputs.values().any(|p| *p == id) || t.outputs.values().any(|p| *p == id)) {
+                    todo.extend(t.inputs.values().chain(t.outputs.values()).cloned());
+                }
+            }
+        }
+    }
+}
+
+impl<T: Data> PCollection<T> {
+    pub(crate) fn from_id(pipeline: &Pipeline, id: String) -> Self {
+        PCollection { pipeline: pipeline.clone(), id, _t: PhantomData }
+    }
+
+    /// The PCollection's id in the graph.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The pipeline it belongs to.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// Applies a transform under `name` (unique among its siblings).
+    pub fn apply<X: PTransform<PCollection<T>>>(&self, name: &str, transform: X) -> X::Output
+    where
+        X::Output: PValue,
+    {
+        apply_named(&self.pipeline, name, self.clone(), transform)
+    }
+
+    /// The windowing strategy of this PCollection.
+    pub fn windowing_strategy(&self) -> WindowingStrategy {
+        self.pipeline.lock().strategy_of(&self.id)
+    }
+
+    /// Whether this PCollection is bounded.
+    pub fn boundedness(&self) -> Boundedness {
+        self.pipeline.lock().pcollection(&self.id).is_bounded
+    }
+}
+
+impl PBegin {
+    /// The pipeline.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+}
+
+/// Adds a primitive with one main output of type `O` in the given windowing and boundedness.
+pub(crate) fn single_output<O: Data>(
+    pipeline: &Pipeline,
+    spec: PrimitiveSpec,
+    strategy: WindowingStrategy,
+    bounded: Boundedness,
+    coder: Option<String>,
+) -> PCollection<O> {
+    let mut b = pipeline.lock();
+    let coder = coder.unwrap_or_else(|| b.serde_coder::<O>());
+    let strategy = b.intern_strategy(strategy);
+    let ids = b.add_primitive(
+        spec,
+        vec![OutputSpec { tag: "out".into(), coder, strategy, bounded, ops: Arc::new(TypedOps::<O>::new()) }],
+    );
+    drop(b);
+    PCollection::from_id(pipeline, ids.into_iter().next().unwrap_or_default())
+}

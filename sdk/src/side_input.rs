@@ -1,0 +1,151 @@
+//! Side inputs: whole PCollections presented to a DoFn as a singleton, list, or map.
+
+use crate::pipeline::PCollection;
+use runnel_model::exec::{Batch, UserError, ViewMaterializer, ViewValue};
+use runnel_model::{ViewKind, Window};
+use runnel_runner_core::typed::downcast_ref;
+use runnel_runner_core::{Data, Key};
+use std::collections::{BTreeMap, HashMap};
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+/// A PCollection as a side input whose per-window value has type `V`.
+pub struct PCollectionView<V> {
+    binding: SideInputBinding,
+    _v: PhantomData<fn() -> V>,
+}
+
+impl<V> Clone for PCollectionView<V> {
+    fn clone(&self) -> Self {
+        PCollectionView { binding: self.binding.clone(), _v: PhantomData }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct SideInputBinding {
+    pub tag: String,
+    pub pcollection: String,
+    pub kind: ViewKind,
+    pub materializer: Arc<dyn ViewMaterializer>,
+}
+
+impl<V> PCollectionView<V> {
+    pub(crate) fn binding(&self) -> SideInputBinding {
+        self.binding.clone()
+    }
+
+    /// The local tag the view has in a ParDo's inputs.
+    pub fn tag(&self) -> &str {
+        &self.binding.tag
+    }
+}
+
+type Build<T, V> = dyn Fn(Vec<T>) -> Result<V, String> + Send + Sync;
+
+struct TypedView<T, V> {
+    build: Arc<Build<T, V>>,
+    empty: Option<Arc<dyn Fn() -> Result<V, String> + Send + Sync>>,
+}
+
+impl<T: Data, V: Send + Sync + 'static> ViewMaterializer for TypedView<T, V> {
+    fn materialize(&self, batches: &[Batch]) -> Result<BTreeMap<Window, ViewValue>, UserError> {
+        let mut by_window: BTreeMap<Window, Vec<T>> = BTreeMap::new();
+        for b in batches {
+            for wv in downcast_ref::<T>(b) {
+                by_window.entry(wv.window).or_default().push(wv.value.clone());
+            }
+        }
+        by_window
+            .into_iter()
+            .map(|(w, values)| Ok((w, Arc::new((self.build)(values)?) as ViewValue)))
+            .collect::<Result<_, String>>()
+            .map_err(Into::into)
+    }
+
+    fn empty(&self) -> Result<ViewValue, UserError> {
+        match &self.empty {
+            Some(f) => Ok(Arc::new(f()?)),
+            None => Err("the singleton side input is empty and has no default".into()),
+        }
+    }
+}
+
+fn view<T: Data, V: Send + Sync + 'static>(
+    pc: &PCollection<T>,
+    kind: ViewKind,
+    build: impl Fn(Vec<T>) -> Result<V, String> + Send + Sync + 'static,
+    empty: Option<Arc<dyn Fn() -> Result<V, String> + Send + Sync>>,
+) -> PCollectionView<V> {
+    let tag = format!(
+        "side:{}:{}",
+        pc.id(),
+        serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+    );
+    PCollectionView {
+        binding: SideInputBinding {
+            tag,
+            pcollection: pc.id().to_string(),
+            kind,
+            materializer: Arc::new(TypedView { build: Arc::new(build), empty }),
+        },
+        _v: PhantomData,
+    }
+}
+
+/// Constructors of side input views.
+pub struct View;
+
+impl View {
+    /// The single element of each window (an error at run time if there are several, or none).
+    pub fn as_singleton<T: Data>(pc: &PCollection<T>) -> PCollectionView<T> {
+        view(pc, ViewKind::Singleton, single, None)
+    }
+
+    /// The single element of each window, or `default` when the window is empty.
+    pub fn as_singleton_with_default<T: Data>(pc: &PCollection<T>, default: T) -> PCollectionView<T> {
+        view(pc, ViewKind::Singleton, single, Some(Arc::new(move || Ok(default.clone()))))
+    }
+
+    /// All elements of each window, in no particular order.
+    pub fn as_iterable<T: Data>(pc: &PCollection<T>) -> PCollectionView<Vec<T>> {
+        view(pc, ViewKind::Iterable, Ok, Some(Arc::new(|| Ok(Vec::new()))))
+    }
+
+    /// All elements of each window as a list.
+    pub fn as_list<T: Data>(pc: &PCollection<T>) -> PCollectionView<Vec<T>> {
+        view(pc, ViewKind::List, Ok, Some(Arc::new(|| Ok(Vec::new()))))
+    }
+
+    /// A map from each key to its value (an error at run time if a key has several values).
+    pub fn as_map<K: Key, V: Data>(pc: &PCollection<(K, V)>) -> PCollectionView<HashMap<K, V>> {
+        let build = |kvs: Vec<(K, V)>| {
+            let mut m = HashMap::with_capacity(kvs.len());
+            for (k, v) in kvs {
+                if m.insert(k.clone(), v).is_some() {
+                    return Err(format!("the map side input has several values for key {k:?}"));
+                }
+            }
+            Ok(m)
+        };
+        view(pc, ViewKind::Map, build, Some(Arc::new(|| Ok(HashMap::new()))))
+    }
+
+    /// A map from each key to all its values.
+    pub fn as_multimap<K: Key, V: Data>(pc: &PCollection<(K, V)>) -> PCollectionView<HashMap<K, Vec<V>>> {
+        let build = |kvs: Vec<(K, V)>| {
+            let mut m: HashMap<K, Vec<V>> = HashMap::new();
+            for (k, v) in kvs {
+                m.entry(k).or_default().push(v);
+            }
+            Ok(m)
+        };
+        view(pc, ViewKind::MultiMap, build, Some(Arc::new(|| Ok(HashMap::new()))))
+    }
+}
+
+fn single<T: Data>(mut values: Vec<T>) -> Result<T, String> {
+    match values.len() {
+        1 => Ok(values.pop().expect("one value")),
+        n => Err(format!("the singleton side input has {n} elements in one window, expected exactly 1")),
+    }
+}
