@@ -1,0 +1,1 @@
+//! Black-box tests of the example programs (see tests/).
