@@ -3,6 +3,9 @@
 //! - [`files`]: the plain filesystem primitives the text source and sink are built on: expanding an input pattern
 //!   (a path or a glob) into files, reading a file line by line as the project's text contract says, and writing
 //!   sharded output (`PREFIX-SSSSS-of-NNNNN`) to temporary files that are renamed into place only on commit.
+//! - [`text`]: the pipeline transforms: [`text::ReadFromText`] (lines of the files matching a pattern) and
+//!   [`text::WriteToText`] (sharded text output, committed atomically).
 #![warn(missing_docs)]
 
 pub mod files;
+pub mod text;

@@ -1,8 +1,12 @@
 //! `CombineFn` and the Combine transforms (per key, globally, grouped values), with built-ins.
 
+use crate::dofn::{DoFnContext, ParDo};
 use crate::pipeline::{single_output, PCollection, PTransform, PrimitiveSpec};
+use crate::side_input::View;
 use crate::transforms::{Create, Flatten, Values};
+use crate::window::WindowInto;
 use runnel_model::exec::{Executable, UserError};
+use runnel_model::Timestamp;
 use runnel_model::{urns, CombinePayload, FnRef, WindowFnSpec};
 use runnel_runner_core::group::{GroupAlsoByWindow, Reducer};
 use runnel_runner_core::{Data, Key};
@@ -131,44 +135,38 @@ pub struct CombineGlobally<F> {
     f: F,
 }
 
-/// Wraps a CombineFn to ignore the `None` placeholder that guarantees output for empty input.
-#[derive(Clone)]
-struct SkipNone<F>(F);
-
-impl<F: CombineFn> CombineFn for SkipNone<F> {
-    type In = Option<F::In>;
-    type Acc = F::Acc;
-    type Out = F::Out;
-    fn create_accumulator(&self) -> F::Acc {
-        self.0.create_accumulator()
-    }
-    fn add_input(&self, acc: &mut F::Acc, input: Option<F::In>) {
-        if let Some(v) = input {
-            self.0.add_input(acc, v)
-        }
-    }
-    fn merge_accumulators(&self, acc: &mut F::Acc, other: F::Acc) {
-        self.0.merge_accumulators(acc, other)
-    }
-    fn extract_output(&self, acc: F::Acc) -> F::Out {
-        self.0.extract_output(acc)
-    }
-    fn builtin(&self) -> Option<(&'static str, serde_json::Value)> {
-        self.0.builtin()
-    }
-}
-
 impl<F: CombineFn> PTransform<PCollection<F::In>> for CombineGlobally<F> {
     type Output = PCollection<F::Out>;
     fn expand(self, input: PCollection<F::In>) -> PCollection<F::Out> {
-        let keyed = input.map("KeyByUnit", |v| ((), Some(v)));
-        let with_default = if input.windowing_strategy().window_fn == WindowFnSpec::Global {
-            let default = input.pipeline().apply("Default", Create::of(vec![((), None::<F::In>)]));
-            input.pipeline().clone().apply_to("WithDefault", vec![keyed, default], Flatten)
+        let strategy = input.windowing_strategy();
+        let f = self.f.clone();
+        let combined = input
+            .map("KeyByUnit", |v| ((), v))
+            .apply("CombinePerKey", CombinePerKey::new(self.f))
+            .apply("Values", Values);
+        if strategy.window_fn != WindowFnSpec::Global {
+            return combined;
+        }
+        // As Beam: when the global window holds nothing, emit the empty accumulator's output.
+        // A side input tells whether the combine produced anything.
+        let seen = View::as_iterable(&combined);
+        let probe = seen.clone();
+        let default = input.pipeline().apply("DefaultSeed", Create::of(vec![()])).apply(
+            "InsertDefault",
+            ParDo::from_fn(move |_: (), ctx: &mut DoFnContext<'_, '_, F::Out>| {
+                if ctx.side_input(&probe)?.is_empty() {
+                    ctx.emit_at(f.extract_output(f.create_accumulator()), Timestamp::end_of_global_window());
+                }
+                Ok(())
+            })
+            .with_side_input(&seen),
+        );
+        let default = if default.windowing_strategy() == strategy {
+            default
         } else {
-            keyed
+            default.apply("DefaultWindowing", WindowInto::from_strategy(strategy))
         };
-        with_default.apply("CombinePerKey", CombinePerKey::new(SkipNone(self.f))).apply("Values", Values)
+        input.pipeline().clone().apply_to("WithDefault", vec![combined, default], Flatten)
     }
 }
 

@@ -19,11 +19,11 @@ pub enum PipelineError {
     #[error(transparent)]
     Graph(#[from] runnel_model::GraphError),
     /// Writing the graph (`--dump-graph`) failed.
-    #[error("cannot write the graph to {path}: {source}")]
+    #[error("cannot write the graph to {path}: {error}")]
     DumpGraph {
         /// Target file.
         path: String,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }

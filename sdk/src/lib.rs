@@ -34,7 +34,7 @@ pub use options::{PipelineOptions, RunnerKind};
 pub use pipeline::{PBegin, PCollection, PTransform, PValue, Pipeline, PipelineResult};
 pub use runnel_model as model;
 pub use runnel_model::{PaneInfo, PaneTiming, Timestamp, Window};
-pub use runnel_runner_core::{Data as Element, Key};
+pub use runnel_runner_core::{Data as Element, JobState, Key};
 pub use side_input::{PCollectionView, View};
 
 /// Everything a pipeline author usually needs.

@@ -176,7 +176,7 @@ impl Pipeline {
 
     /// The portable graph built so far.
     pub fn graph(&self) -> Graph {
-        self.lock().graph.clone()
+        self.lock().finished_graph()
     }
 
     /// Construction errors recorded so far (duplicate names, mismatched windowing, …).
@@ -190,8 +190,9 @@ impl Pipeline {
         if !b.errors.is_empty() {
             return Err(PipelineError::Construction(b.errors.clone()));
         }
-        b.graph.validate()?;
-        Ok(Job { graph: b.graph.clone(), bindings: b.bindings.clone() })
+        let graph = b.finished_graph();
+        graph.validate()?;
+        Ok(Job { graph, bindings: b.bindings.clone() })
     }
 
     /// Runs the pipeline on the runner its options name.
@@ -203,7 +204,7 @@ impl Pipeline {
         let options = self.options();
         if let Some(path) = &options.dump_graph {
             write_atomically(path, job.graph.to_json().as_bytes())
-                .map_err(|source| PipelineError::DumpGraph { path: path.display().to_string(), source })?;
+                .map_err(|error| PipelineError::DumpGraph { path: path.display().to_string(), error })?;
             std::process::exit(0);
         }
         let runner: Box<dyn Runner> = match options.runner {
@@ -307,6 +308,28 @@ where
 }
 
 impl Builder {
+    /// The graph without coders that nothing refers to any more (a PCollection's coder is
+    /// replaced when a grouping needs its key-value form).
+    fn finished_graph(&self) -> Graph {
+        let mut graph = self.graph.clone();
+        let mut used: BTreeSet<String> = graph.pcollections.values().map(|p| p.coder_id.clone()).collect();
+        for t in graph.transforms.values().filter(|t| t.urn == urns::COMBINE_PER_KEY) {
+            if let Ok(payload) = t.payload_as::<runnel_model::CombinePayload>() {
+                used.insert(payload.accumulator_coder);
+            }
+        }
+        let mut todo: Vec<String> = used.iter().cloned().collect();
+        while let Some(id) = todo.pop() {
+            for c in graph.coders.get(&id).map(|c| c.components.clone()).unwrap_or_default() {
+                if used.insert(c.clone()) {
+                    todo.push(c);
+                }
+            }
+        }
+        graph.coders.retain(|id, _| used.contains(id));
+        graph
+    }
+
     /// Registers the primitive that the innermost transform being applied expands to, and
     /// returns the ids of its outputs.
     pub(crate) fn add_primitive(&mut self, spec: PrimitiveSpec, outputs: Vec<OutputSpec>) -> Vec<String> {

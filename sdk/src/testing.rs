@@ -3,6 +3,8 @@
 use crate::combine::{Combine, ToList};
 use crate::dofn::{DoFnContext, ParDo};
 use crate::pipeline::{PCollection, PTransform};
+use crate::window::WindowInto;
+use runnel_model::{WindowFnSpec, WindowingStrategy};
 use runnel_runner_core::Data;
 use std::sync::Arc;
 
@@ -64,6 +66,13 @@ fn sorted_encodings<T: serde::Serialize>(xs: &[T]) -> Vec<Vec<u8>> {
 impl<T: Data> PTransform<PCollection<T>> for Assert<T> {
     type Output = PCollection<()>;
     fn expand(self, input: PCollection<T>) -> PCollection<()> {
+        // Check the whole contents, across windows and panes (as Beam's PAssert does): otherwise
+        // each window would be checked on its own, and an empty windowed input not at all.
+        let input = if input.windowing_strategy() == WindowingStrategy::global_default() {
+            input
+        } else {
+            input.apply("IntoGlobalWindow", WindowInto::new(WindowFnSpec::Global))
+        };
         let all = input.apply("Collect", Combine::globally(ToList::new()));
         let check = self.check;
         all.apply(

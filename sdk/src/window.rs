@@ -27,7 +27,7 @@ impl FixedWindows {
 
 impl GlobalWindows {
     /// The global window function.
-    pub fn new() -> WindowFnSpec {
+    pub fn of() -> WindowFnSpec {
         WindowFnSpec::Global
     }
 }
@@ -51,6 +51,11 @@ impl WindowInto {
     /// Windows by `window_fn` with Beam's defaults (default trigger, discarding, no lateness).
     pub fn new(window_fn: WindowFnSpec) -> Self {
         WindowInto { strategy: WindowingStrategy::with_window_fn(window_fn) }
+    }
+
+    /// Sets a whole windowing strategy at once.
+    pub fn from_strategy(strategy: WindowingStrategy) -> Self {
+        WindowInto { strategy }
     }
 
     /// Sets the trigger.

@@ -103,6 +103,15 @@ enum Firing {
     EndOfWindowAndExpiry,
 }
 
+/// The panes of one window, by key.
+type PanesByKey<K, S, O> = AHashMap<K, Pane<S, O>>;
+
+/// What firing needs besides the pane: how to extract output, and the strategy.
+struct Config<R> {
+    reducer: R,
+    strategy: WindowingStrategy,
+}
+
 /// Output elements are handed to the runner in batches of this many.
 const OUTPUT_BATCH: usize = 1024;
 
@@ -112,11 +121,10 @@ const OUTPUT_BATCH: usize = 1024;
 /// mode, timestamp combiner, allowed lateness, and closing and on-time behaviour. Other triggers
 /// and merging window functions are refused at construction with a clear error.
 pub struct GroupAlsoByWindow<K, V, R: Reducer<K, V>> {
-    reducer: R,
-    strategy: WindowingStrategy,
+    config: Config<R>,
     input_watermark: Timestamp,
     /// Live panes, window first so that firing by watermark visits whole windows.
-    windows: BTreeMap<Window, AHashMap<K, Pane<R::State, R::Output>>>,
+    windows: BTreeMap<Window, PanesByKey<K, R::State, R::Output>>,
     /// Key-windows that got late data in the current `process` call.
     late_touched: Vec<(Window, K)>,
     out: Vec<WindowedValue<(K, R::Output)>>,
@@ -133,8 +141,7 @@ impl<K: Key, V: Data, R: Reducer<K, V>> GroupAlsoByWindow<K, V, R> {
             return Err(format!("merging window function '{}' is not supported yet", strategy.window_fn.urn()).into());
         }
         Ok(GroupAlsoByWindow {
-            reducer,
-            strategy: strategy.clone(),
+            config: Config { reducer, strategy: strategy.clone() },
             input_watermark: Timestamp::MIN,
             windows: BTreeMap::new(),
             late_touched: Vec::new(),
@@ -144,7 +151,7 @@ impl<K: Key, V: Data, R: Reducer<K, V>> GroupAlsoByWindow<K, V, R> {
     }
 
     fn expiry(&self, w: &Window) -> Timestamp {
-        w.max_timestamp().plus(self.strategy.allowed_lateness_ms)
+        w.max_timestamp().plus(self.config.strategy.allowed_lateness_ms)
     }
 
     fn flush(&mut self, ctx: &mut KeyedContext<'_>) {
@@ -155,8 +162,7 @@ impl<K: Key, V: Data, R: Reducer<K, V>> GroupAlsoByWindow<K, V, R> {
 
     /// Emits the pane of `key` in `window` (if the behaviours say it should be emitted).
     fn fire(
-        reducer: &R,
-        strategy: &WindowingStrategy,
+        config: &Config<R>,
         window: Window,
         key: &K,
         pane: &mut Pane<R::State, R::Output>,
@@ -164,6 +170,7 @@ impl<K: Key, V: Data, R: Reducer<K, V>> GroupAlsoByWindow<K, V, R> {
         input_watermark: Timestamp,
         out: &mut Vec<WindowedValue<(K, R::Output)>>,
     ) -> Result<(), UserError> {
+        let (reducer, strategy) = (&config.reducer, &config.strategy);
         let is_last = matches!(firing, Firing::Expiry | Firing::EndOfWindowAndExpiry);
         let end_of_window = matches!(firing, Firing::EndOfWindow | Firing::EndOfWindowAndExpiry);
         let timing = if input_watermark <= window.max_timestamp() {
@@ -249,9 +256,9 @@ impl<K: Key, V: Data, R: Reducer<K, V>> KeyedOperator for GroupAlsoByWindow<K, V
             };
             let state = match &mut pane.state {
                 Some(s) => s,
-                slot => slot.insert(self.reducer.create(&key)?),
+                slot => slot.insert(self.config.reducer.create(&key)?),
             };
-            self.reducer.add(&key, state, value)?;
+            self.config.reducer.add(&key, state, value)?;
             if late && !pane.has_new {
                 self.late_touched.push((wv.window, key));
             }
@@ -265,16 +272,7 @@ impl<K: Key, V: Data, R: Reducer<K, V>> KeyedOperator for GroupAlsoByWindow<K, V
         // The default trigger fires again for late data: one late pane per key-window per bundle.
         for (window, key) in std::mem::take(&mut self.late_touched) {
             if let Some(pane) = self.windows.get_mut(&window).and_then(|p| p.get_mut(&key)) {
-                Self::fire(
-                    &self.reducer,
-                    &self.strategy,
-                    window,
-                    &key,
-                    pane,
-                    Firing::LateData,
-                    self.input_watermark,
-                    &mut self.out,
-                )?;
+                Self::fire(&self.config, window, &key, pane, Firing::LateData, self.input_watermark, &mut self.out)?;
             }
         }
         self.flush(ctx);
@@ -300,7 +298,7 @@ impl<K: Key, V: Data, R: Reducer<K, V>> KeyedOperator for GroupAlsoByWindow<K, V
             let end_now = window.max_timestamp() < watermark && window.max_timestamp() >= previous;
             let expired = self.expiry(&window) < watermark;
             let firings: &[Firing] = match (end_now, expired) {
-                (true, true) if self.strategy.allowed_lateness_ms == 0 => &[Firing::EndOfWindowAndExpiry],
+                (true, true) if self.config.strategy.allowed_lateness_ms == 0 => &[Firing::EndOfWindowAndExpiry],
                 (true, true) => &[Firing::EndOfWindow, Firing::Expiry],
                 (true, false) => &[Firing::EndOfWindow],
                 _ => &[Firing::Expiry],
@@ -312,7 +310,7 @@ impl<K: Key, V: Data, R: Reducer<K, V>> KeyedOperator for GroupAlsoByWindow<K, V
             };
             for (key, pane) in panes.iter_mut() {
                 for firing in firings {
-                    Self::fire(&self.reducer, &self.strategy, window, key, pane, *firing, watermark, &mut self.out)?;
+                    Self::fire(&self.config, window, key, pane, *firing, watermark, &mut self.out)?;
                 }
                 if self.out.len() >= OUTPUT_BATCH {
                     self.flush(ctx);
@@ -334,7 +332,7 @@ impl<K: Key, V: Data, R: Reducer<K, V>> KeyedOperator for GroupAlsoByWindow<K, V
         let mut hold = Timestamp::MAX;
         for (window, panes) in &self.windows {
             for pane in panes.values().filter(|p| p.has_new) {
-                let t = match self.strategy.timestamp_combiner {
+                let t = match self.config.strategy.timestamp_combiner {
                     TimestampCombiner::EndOfWindow => window.max_timestamp(),
                     _ => pane.min_ts,
                 };

@@ -96,17 +96,22 @@ impl<T: Data> ElementOps for TypedOps<T> {
     }
 
     fn split(&self, batch: Batch, max_len: usize) -> Vec<Batch> {
-        let mut v = downcast::<T>(batch);
+        let v = downcast::<T>(batch);
         let max_len = max_len.max(1);
         if v.len() <= max_len {
             return vec![Box::new(v)];
         }
-        let mut out = Vec::with_capacity(v.len() / max_len + 1);
-        while v.len() > max_len {
-            let rest = v.split_off(max_len);
-            out.push(Box::new(std::mem::replace(&mut v, rest)) as Batch);
+        // Fresh, exactly sized chunks: `split_off` would leave every head with the capacity of
+        // the whole input.
+        let mut out = Vec::with_capacity(v.len().div_ceil(max_len));
+        let mut rest = v.into_iter();
+        loop {
+            let chunk: Vec<WindowedValue<T>> = rest.by_ref().take(max_len).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            out.push(Box::new(chunk) as Batch);
         }
-        out.push(Box::new(v));
         out
     }
 

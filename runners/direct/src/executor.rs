@@ -28,8 +28,12 @@ struct SideSlot {
     batches: Vec<Batch>,
 }
 
+/// One materialised side input: its window function, a view per window, and the view of an
+/// empty window (or why there is none).
+type MaterializedSide = (WindowFnSpec, BTreeMap<Window, ViewValue>, Result<ViewValue, String>);
+
 struct SideViews {
-    views: Vec<(WindowFnSpec, BTreeMap<Window, ViewValue>, Result<ViewValue, String>)>,
+    views: Vec<MaterializedSide>,
 }
 
 impl SideInputAccess for SideViews {

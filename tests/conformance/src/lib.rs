@@ -1,1 +1,216 @@
-//! The conformance suite (see tests/).
+//! The conformance suite every Runnel runner passes, in the manner of Beam's ValidatesRunner.
+//!
+//! Each case is written **once**, as a plain function in [`cases`] that takes the
+//! [`PipelineOptions`] selecting the runner under test and panics on failure. Cases check their
+//! results inside the pipeline with [`runnel::testing::PAssert`] (exact expected contents), so they
+//! hold on every runner, in-process or distributed; then `p.run()` must succeed.
+//!
+//! A runner's test file instantiates the whole suite with one line of
+//! [`conformance_suite!`], which expands to one `#[test]` per case:
+//!
+//! ```
+//! use runnel::PipelineOptions;
+//!
+//! runnel_conformance::conformance_suite!(direct, PipelineOptions::default());
+//! runnel_conformance::conformance_suite!(direct_unchecked, PipelineOptions::default().with_direct_checks(false));
+//! # fn main() {}
+//! ```
+//!
+//! Rules for cases: small data (the whole suite runs in seconds), no dependence on bundle
+//! boundaries or processing order, no process-global state (a distributed runner runs user code
+//! in other processes), and one behaviour per case, named for it.
+#![warn(missing_docs)]
+
+pub mod cases;
+
+pub use runnel;
+
+use runnel::prelude::*;
+use runnel::PipelineResult;
+use std::time::Duration;
+
+/// How long an error-path case waits for the run to end before calling it a hang.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs `p` and returns its result, panicking with the error's text if it failed.
+pub fn run_ok(p: &Pipeline) -> PipelineResult {
+    match p.run() {
+        Ok(result) => {
+            assert_eq!(format!("{:?}", result.state()), "Done", "the run ended but not in state Done");
+            result
+        }
+        Err(e) => panic!("the pipeline failed: {e}"),
+    }
+}
+
+/// Builds a pipeline with `build` on a thread of its own, runs it, and returns the Display text of
+/// the error it must fail with. Panics if the run succeeds, if it panics instead of returning an
+/// error, or if it does not end within [`RUN_TIMEOUT`] (a hang).
+pub fn expect_run_failure(options: PipelineOptions, build: impl FnOnce(&Pipeline) + Send + 'static) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        let p = Pipeline::new(options);
+        build(&p);
+        let outcome = p.run().map(|_| ()).map_err(|e| e.to_string());
+        let _ = tx.send(outcome);
+    });
+    match rx.recv_timeout(RUN_TIMEOUT) {
+        Ok(Ok(())) => panic!("the pipeline succeeded but was expected to fail"),
+        Ok(Err(message)) => {
+            let _ = worker.join();
+            message
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("the pipeline neither failed nor finished within {RUN_TIMEOUT:?} (hang)")
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            let why = worker.join().err().map(|p| panic_text(&*p)).unwrap_or_default();
+            panic!("building or running the pipeline panicked instead of returning an error: {why}")
+        }
+    }
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
+}
+
+/// Asserts that `text` contains every one of `needles`, showing `text` when it does not.
+pub fn assert_contains_all(text: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(text.contains(needle), "expected {needle:?} in:\n{text}");
+    }
+}
+
+/// An element with the metadata the runner attached to it, as [`Reify`] exposes it.
+pub type Reified<T> = (T, Window, PaneInfo, Timestamp);
+
+/// Exposes each element's window, pane and timestamp as data: `T` → `(T, window, pane, timestamp)`.
+pub struct Reify;
+
+impl<T: Element> PTransform<PCollection<T>> for Reify {
+    type Output = PCollection<Reified<T>>;
+    fn expand(self, input: PCollection<T>) -> Self::Output {
+        input.apply(
+            "Reify",
+            ParDo::from_fn(|x: T, ctx: &mut DoFnContext<'_, '_, Reified<T>>| {
+                let meta = (x, ctx.window(), ctx.pane(), ctx.timestamp());
+                ctx.emit(meta);
+                Ok(())
+            }),
+        )
+    }
+}
+
+/// Instantiates the conformance suite for one runner: a module `$runner` with one `#[test]` per
+/// case, each calling the case with the options `$options` (an expression evaluated per test, in
+/// a module that sees the caller's imports).
+///
+/// The list below is the single registry of cases; a case that a known bug breaks carries
+/// `#[ignore = "reason"]` here, for every runner.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($runner:ident, $options:expr) => {
+        mod $runner {
+            // `$options` is written at the call site: let it name what is in scope there.
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn options() -> $crate::runnel::PipelineOptions {
+                $options
+            }
+            $crate::conformance_suite!(@cases
+                // Create and element-wise transforms.
+                create_of_gives_elements_in_global_window_at_min_timestamp,
+                create_of_empty_gives_empty_pcollection,
+                create_timestamped_keeps_timestamps,
+                map_applies_function_to_each_element,
+                flat_map_emits_zero_or_more_per_element,
+                filter_keeps_matching_elements,
+                element_wise_transforms_keep_timestamps,
+                pardo_struct_dofn_follows_lifecycle_and_emits_in_finish_bundle,
+                pardo_from_fn_sees_element_context,
+                pardo_tagged_outputs_route_to_their_pcollections,
+                many_elements_cross_batch_and_bundle_boundaries,
+                with_timestamps_sets_timestamps,
+                // Key-value helpers.
+                keys_extracts_keys,
+                values_extracts_values,
+                kv_swap_swaps_pairs,
+                with_keys_pairs_with_computed_key,
+                // Side inputs.
+                side_input_as_singleton,
+                side_input_as_singleton_with_default_on_empty_input,
+                side_input_as_iterable,
+                side_input_as_list,
+                side_input_as_map,
+                side_input_as_multimap,
+                side_input_windowed_singleton_matches_main_window,
+                side_input_from_the_main_input,
+                // Grouping.
+                group_by_key_groups_values_per_key,
+                group_by_key_of_empty_input_is_empty,
+                group_by_key_in_global_window_fires_one_on_time_pane,
+                co_group_by_key_joins_two_inputs,
+                // Combining.
+                combine_per_key_with_builtin_sum,
+                combine_per_key_with_user_combine_fn,
+                combine_globally_sums_all_elements,
+                combine_globally_of_empty_input_gives_one_default,
+                combine_grouped_values_after_group_by_key,
+                combine_count,
+                combine_mean,
+                combine_min_and_max,
+                combine_top_largest,
+                combine_top_smallest,
+                combine_to_list,
+                count_per_element_counts_duplicates,
+                distinct_removes_duplicates,
+                // Several inputs or outputs.
+                flatten_two_inputs,
+                flatten_three_inputs,
+                flatten_same_pcollection_twice_duplicates_elements,
+                partition_splits_by_function,
+                reshuffle_keeps_elements,
+                // Structure, registered code, metrics.
+                composite_transform_nests_names_in_graph,
+                registered_dofn_is_serialised_in_graph_and_runs,
+                metrics_counter_distribution_and_gauge,
+                // Windowing in batch.
+                fixed_windows_group_by_key_fires_one_on_time_pane_per_window,
+                fixed_windows_combine_per_key,
+                fixed_windows_combine_globally_gives_no_default_for_empty_windows,
+                sliding_windows_assign_size_over_period_windows,
+                sliding_windows_combine_counts_per_window,
+                fixed_windows_timestamp_combiners_earliest_and_latest,
+                fixed_windows_survive_a_second_grouping,
+                fixed_windows_with_offset_shift_boundaries,
+                combine_globally_in_global_window_with_non_default_strategy,
+                passert_checks_contents_across_all_windows,
+                // Failures.
+                dofn_error_fails_run_naming_transform,
+                dofn_panic_fails_run_naming_transform,
+                dofn_error_in_finish_bundle_fails_run,
+                dofn_error_in_setup_fails_run,
+                combine_fn_panic_fails_run_naming_transform,
+                failing_passert_fails_run,
+                passert_on_windowed_input_fails_when_a_window_is_missing,
+                duplicate_transform_names_are_a_construction_error,
+                singleton_side_input_with_two_elements_fails_run,
+                partition_index_out_of_range_fails_run,
+            );
+        }
+    };
+    (@cases $($(#[$attr:meta])* $case:ident),* $(,)?) => {
+        $(
+            #[test]
+            $(#[$attr])*
+            fn $case() {
+                $crate::cases::$case(options());
+            }
+        )*
+    };
+}

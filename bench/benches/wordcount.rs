@@ -1,0 +1,98 @@
+//! Whole-job word count benchmark: the `wordcount` example on the direct runner against a
+//! hand-written single-threaded Rust word count with the same tokenisation.
+//!
+//! `cargo bench -p runnel-bench --bench wordcount` (env `RUNNEL_BENCH_MB`, default 64).
+//! It builds the example in release mode, generates the text once, checks that both programs
+//! give the same counts, and prints MB/s for each.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+/// Beam Python DirectRunner on this machine class, from the issue (MB/s).
+const BEAM_PYTHON_MB_S: f64 = 2.2;
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("bench/ is in the workspace").to_path_buf()
+}
+
+fn example_binary() -> PathBuf {
+    let root = workspace_root();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "-q", "-p", "runnel-examples", "--example", "wordcount"])
+        .current_dir(&root)
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building the wordcount example failed");
+    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
+    target.join("release/examples/wordcount")
+}
+
+fn sorted_lines(paths: &[PathBuf]) -> Vec<String> {
+    let mut lines: Vec<String> = paths
+        .iter()
+        .flat_map(|p| {
+            std::fs::read_to_string(p).expect("output readable").lines().map(String::from).collect::<Vec<_>>()
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+fn best_of<F: FnMut()>(runs: usize, mut f: F) -> f64 {
+    (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn main() {
+    let mb: usize = std::env::var("RUNNEL_BENCH_MB").ok().and_then(|s| s.parse().ok()).unwrap_or(64);
+    let dir = std::env::temp_dir().join(format!("runnel-bench-wordcount-{mb}"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let input = dir.join("input.txt");
+    if !input.exists() {
+        runnel_bench::generate_text(&input, mb << 20, 42).expect("generate text");
+    }
+    let size_mb = std::fs::metadata(&input).expect("input").len() as f64 / (1 << 20) as f64;
+    let binary = example_binary();
+
+    let baseline_out = dir.join("baseline.txt");
+    let baseline = best_of(3, || {
+        runnel_bench::handwritten_wordcount(&input, &baseline_out).expect("baseline runs");
+    });
+
+    let run_example = |checks: &str, prefix: &Path| {
+        let status = Command::new(&binary)
+            .arg(format!("--input={}", input.display()))
+            .arg(format!("--output={}", prefix.display()))
+            .arg(format!("--direct-checks={checks}"))
+            .status()
+            .expect("example runs");
+        assert!(status.success(), "wordcount failed");
+    };
+    let prefix = dir.join("counts");
+    let direct_off = best_of(3, || run_example("off", &prefix));
+    let shards: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("counts-")))
+        .collect();
+    assert_eq!(sorted_lines(&shards), sorted_lines(&[baseline_out]), "Runnel and the baseline disagree");
+    let direct_on = best_of(1, || run_example("on", &prefix));
+
+    let rate = |secs: f64| size_mb / secs;
+    println!("wordcount on {size_mb:.1} MB of generated text (best of 3; checks on: 1 run)");
+    println!("{:<44} {:>9} {:>10} {:>12}", "program", "MB/s", "× Beam Py", "÷ hand-written");
+    for (name, secs) in [
+        ("hand-written single-threaded Rust", baseline),
+        ("Runnel direct runner, --direct-checks=off", direct_off),
+        ("Runnel direct runner, --direct-checks=on", direct_on),
+    ] {
+        println!("{:<44} {:>9.1} {:>10.1} {:>12.2}", name, rate(secs), rate(secs) / BEAM_PYTHON_MB_S, secs / baseline);
+    }
+}

@@ -1,0 +1,20 @@
+//! The cases, grouped by area. Each is `pub fn name(options: PipelineOptions)` and panics on
+//! failure; [`crate::conformance_suite!`] lists them all.
+
+mod combining;
+mod element_wise;
+mod failures;
+mod grouping;
+mod multi;
+mod side_inputs;
+mod structure;
+mod windowing;
+
+pub use combining::*;
+pub use element_wise::*;
+pub use failures::*;
+pub use grouping::*;
+pub use multi::*;
+pub use side_inputs::*;
+pub use structure::*;
+pub use windowing::*;
