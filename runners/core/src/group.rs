@@ -58,15 +58,22 @@ impl<K: Key, V: Data> Reducer<K, V> for BufferValues {
     }
 }
 
-/// Bookkeeping of one key in one window.
+/// Bookkeeping of one key in one window. Kept small: the hash table of panes is the hot spot
+/// of every grouping, so what is only needed after a firing lives behind `history`.
 struct Pane<S, O> {
     /// Reducer state; `None` after a discarding firing until new data arrives.
     state: Option<S>,
-    /// Whether data arrived since the last firing.
-    has_new: bool,
     /// Earliest and latest input timestamps since the last firing (for the timestamp combiner).
     min_ts: Timestamp,
     max_ts: Timestamp,
+    /// Whether data arrived since the last firing.
+    has_new: bool,
+    /// Panes fired so far; `None` until the first firing.
+    history: Option<Box<PaneHistory<O>>>,
+}
+
+/// What earlier firings of a key and window left behind.
+struct PaneHistory<O> {
     /// Panes fired so far, and how many of them were on time or late.
     fired: i64,
     nonspeculative: i64,
@@ -77,16 +84,7 @@ struct Pane<S, O> {
 
 impl<S, O> Pane<S, O> {
     fn new() -> Self {
-        Pane {
-            state: None,
-            has_new: false,
-            min_ts: Timestamp::MAX,
-            max_ts: Timestamp::MIN,
-            fired: 0,
-            nonspeculative: 0,
-            on_time_fired: false,
-            last_output: None,
-        }
+        Pane { state: None, has_new: false, min_ts: Timestamp::MAX, max_ts: Timestamp::MIN, history: None }
     }
 }
 
@@ -171,20 +169,23 @@ impl<K: Key, V: Data, R: Reducer<K, V>> GroupAlsoByWindow<K, V, R> {
         out: &mut Vec<WindowedValue<(K, R::Output)>>,
     ) -> Result<(), UserError> {
         let (reducer, strategy) = (&config.reducer, &config.strategy);
+        let history = pane.history.get_or_insert_with(|| {
+            Box::new(PaneHistory { fired: 0, nonspeculative: 0, on_time_fired: false, last_output: None })
+        });
         let is_last = matches!(firing, Firing::Expiry | Firing::EndOfWindowAndExpiry);
         let end_of_window = matches!(firing, Firing::EndOfWindow | Firing::EndOfWindowAndExpiry);
         let timing = if input_watermark <= window.max_timestamp() {
             PaneTiming::Early
-        } else if end_of_window && !pane.on_time_fired {
+        } else if end_of_window && !history.on_time_fired {
             PaneTiming::OnTime
         } else {
             PaneTiming::Late
         };
         let emit = pane.has_new
             || (timing == PaneTiming::OnTime && strategy.on_time_behavior == OnTimeBehavior::FireAlways)
-            || (is_last && strategy.closing_behavior == ClosingBehavior::FireAlways && pane.fired > 0);
+            || (is_last && strategy.closing_behavior == ClosingBehavior::FireAlways && history.fired > 0);
         if timing == PaneTiming::OnTime {
-            pane.on_time_fired = true;
+            history.on_time_fired = true;
         }
         if !emit {
             return Ok(());
@@ -208,14 +209,14 @@ impl<K: Key, V: Data, R: Reducer<K, V>> GroupAlsoByWindow<K, V, R> {
             TimestampCombiner::Latest => pane.max_ts,
         };
         let info = PaneInfo {
-            is_first: pane.fired == 0,
+            is_first: history.fired == 0,
             is_last,
             timing,
-            index: pane.fired,
-            nonspeculative_index: if timing == PaneTiming::Early { -1 } else { pane.nonspeculative },
+            index: history.fired,
+            nonspeculative_index: if timing == PaneTiming::Early { -1 } else { history.nonspeculative },
         };
         if strategy.accumulation_mode == AccumulationMode::Retracting {
-            if let Some(previous) = pane.last_output.take() {
+            if let Some(previous) = history.last_output.take() {
                 out.push(WindowedValue {
                     value: (key.clone(), previous),
                     timestamp,
@@ -224,12 +225,12 @@ impl<K: Key, V: Data, R: Reducer<K, V>> GroupAlsoByWindow<K, V, R> {
                     retraction: true,
                 });
             }
-            pane.last_output = Some(output.clone());
+            history.last_output = Some(output.clone());
         }
         out.push(WindowedValue { value: (key.clone(), output), timestamp, window, pane: info, retraction: false });
-        pane.fired += 1;
+        history.fired += 1;
         if timing != PaneTiming::Early {
-            pane.nonspeculative += 1;
+            history.nonspeculative += 1;
         }
         pane.has_new = false;
         pane.min_ts = Timestamp::MAX;
