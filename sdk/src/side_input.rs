@@ -10,14 +10,31 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 /// A PCollection as a side input whose per-window value has type `V`.
+///
+/// A view serialises as its tag alone, so registered DoFns can hold the views they read; such a
+/// deserialised view can be read with [`crate::DoFnContext::side_input`] but not declared on a
+/// ParDo (declare the view it was made from).
 pub struct PCollectionView<V> {
-    binding: SideInputBinding,
+    tag: String,
+    binding: Option<SideInputBinding>,
     _v: PhantomData<fn() -> V>,
 }
 
 impl<V> Clone for PCollectionView<V> {
     fn clone(&self) -> Self {
-        PCollectionView { binding: self.binding.clone(), _v: PhantomData }
+        PCollectionView { tag: self.tag.clone(), binding: self.binding.clone(), _v: PhantomData }
+    }
+}
+
+impl<V> serde::Serialize for PCollectionView<V> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.tag.serialize(s)
+    }
+}
+
+impl<'de, V> serde::Deserialize<'de> for PCollectionView<V> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(PCollectionView { tag: String::deserialize(d)?, binding: None, _v: PhantomData })
     }
 }
 
@@ -31,12 +48,14 @@ pub(crate) struct SideInputBinding {
 
 impl<V> PCollectionView<V> {
     pub(crate) fn binding(&self) -> SideInputBinding {
-        self.binding.clone()
+        self.binding.clone().unwrap_or_else(|| {
+            panic!("side input view '{}' was deserialised: declare the view it was made from", self.tag)
+        })
     }
 
     /// The local tag the view has in a ParDo's inputs.
     pub fn tag(&self) -> &str {
-        &self.binding.tag
+        &self.tag
     }
 }
 
@@ -82,12 +101,13 @@ fn view<T: Data, V: Send + Sync + 'static>(
         serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
     );
     PCollectionView {
-        binding: SideInputBinding {
+        tag: tag.clone(),
+        binding: Some(SideInputBinding {
             tag,
             pcollection: pc.id().to_string(),
             kind,
             materializer: Arc::new(TypedView { build: Arc::new(build), empty }),
-        },
+        }),
         _v: PhantomData,
     }
 }

@@ -152,3 +152,32 @@ pub fn metrics_counter_distribution_and_gauge(options: PipelineOptions) {
     assert_eq!(m.distribution("values"), Some(DistributionData { count: 4, sum: 16, min: -2, max: 10 }), "{m:?}");
     assert_eq!(m.gauge("constant"), Some(7), "{m:?}");
 }
+
+/// A registered DoFn that holds the view of its side input (serialised as the view's tag).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct ScaleBy {
+    factor: PCollectionView<i64>,
+}
+
+impl DoFn for ScaleBy {
+    type In = i64;
+    type Out = i64;
+    fn process(&mut self, x: i64, ctx: &mut DoFnContext<'_, '_, i64>) -> Result<(), BoxError> {
+        let factor = *ctx.side_input(&self.factor)?;
+        ctx.emit(x * factor);
+        Ok(())
+    }
+}
+
+runnel::register_dofn!(ScaleBy, "runnel.conformance.ScaleBy");
+
+/// A registered DoFn reads a side input through a view it holds as a field: the view survives
+/// the DoFn's trip through the graph's JSON.
+pub fn registered_dofn_reads_side_input_through_its_view(options: PipelineOptions) {
+    let p = Pipeline::new(options);
+    let factor = View::as_singleton(&p.apply("Factor", Create::of(vec![10i64])));
+    p.apply("Create", Create::of(vec![1i64, 2]))
+        .apply("Scale", ParDo::registered(ScaleBy { factor: factor.clone() }).with_side_input(&factor))
+        .apply("Check", PAssert::equal_in_any_order(vec![10i64, 20]));
+    run_ok(&p);
+}
