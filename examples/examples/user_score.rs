@@ -19,28 +19,22 @@ use runnel_io::text::{ReadFromText, WriteToText};
 #[derive(Debug, Parser)]
 #[command(name = "user_score", about = "Total score per user of the mobile game (Beam's UserScore).")]
 struct Args {
-    /// Input files of game events (CSV): a path or a glob.
-    #[arg(long, value_name = "PATTERN")]
-    input: String,
-    /// Output prefix: writes PREFIX-SSSSS-of-NNNNN.
-    #[arg(long, value_name = "PREFIX")]
-    output: String,
-    /// Number of output shards (default: the runner chooses).
-    #[arg(long, value_name = "N")]
-    num_shards: Option<usize>,
     #[command(flatten)]
-    pipeline: PipelineOptions,
+    job: runnel_examples::TextJobArgs,
 }
 
 fn main() -> ExitCode {
     runnel_examples::run_main(|| {
         let args = Args::parse();
-        let p = Pipeline::new(args.pipeline);
-        p.apply("ReadInputText", ReadFromText::new(args.input))
+        let p = Pipeline::new(args.job.pipeline);
+        p.apply("ReadInputText", ReadFromText::new(args.job.input))
             .apply("ParseGameEvent", ParDo::registered(ParseGameEventFn))
             .apply("ExtractUserScore", ExtractAndSumScore::per_user())
             .map("FormatUserScoreSums", |(user, total): (String, i64)| format!("user: {user}, total_score: {total}"))
-            .apply("WriteUserScoreSums", WriteToText::new(args.output).with_num_shards(args.num_shards.unwrap_or(0)));
+            .apply(
+                "WriteUserScoreSums",
+                WriteToText::new(args.job.output).with_num_shards(args.job.num_shards.unwrap_or(0)),
+            );
         let result = p.run()?;
         eprintln!("{NUM_PARSE_ERRORS}: {}", result.counter(NUM_PARSE_ERRORS));
         Ok(())

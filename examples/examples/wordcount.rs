@@ -19,17 +19,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Parser)]
 #[command(name = "wordcount", about = "Counts the words of text files (Beam's WordCount).")]
 struct Args {
-    /// Input files: a path or a glob such as 'data/*.txt'.
-    #[arg(long, value_name = "PATTERN")]
-    input: String,
-    /// Output prefix: writes PREFIX-SSSSS-of-NNNNN.
-    #[arg(long, value_name = "PREFIX")]
-    output: String,
-    /// Number of output shards (default: the runner chooses).
-    #[arg(long, value_name = "N")]
-    num_shards: Option<usize>,
     #[command(flatten)]
-    pipeline: PipelineOptions,
+    job: runnel_examples::TextJobArgs,
 }
 
 /// Splits a line into words. A registered DoFn: its (empty) fields are serialised into the graph, and the pattern is
@@ -76,11 +67,11 @@ impl PTransform<PCollection<String>> for CountWords {
 fn main() -> ExitCode {
     runnel_examples::run_main(|| {
         let args = Args::parse();
-        let p = Pipeline::new(args.pipeline);
-        p.apply("ReadLines", ReadFromText::new(args.input))
+        let p = Pipeline::new(args.job.pipeline);
+        p.apply("ReadLines", ReadFromText::new(args.job.input))
             .apply("CountWords", CountWords)
             .map("FormatAsText", |(word, count): (String, u64)| format!("{word}: {count}"))
-            .apply("WriteCounts", WriteToText::new(args.output).with_num_shards(args.num_shards.unwrap_or(0)));
+            .apply("WriteCounts", WriteToText::new(args.job.output).with_num_shards(args.job.num_shards.unwrap_or(0)));
         p.run()?;
         Ok(())
     })

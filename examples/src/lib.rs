@@ -19,6 +19,24 @@ use serde::{Deserialize, Serialize};
 // Running a program
 // ---------------------------------------------------------------------------------------------------------------------
 
+/// The flags every text-in, text-out example takes: input pattern, output prefix, shard count,
+/// and the pipeline options.
+#[derive(Debug, clap::Args)]
+pub struct TextJobArgs {
+    /// Input files: a path or a glob such as 'data/*.txt'.
+    #[arg(long, value_name = "PATTERN")]
+    pub input: String,
+    /// Output prefix: writes PREFIX-SSSSS-of-NNNNN.
+    #[arg(long, value_name = "PREFIX")]
+    pub output: String,
+    /// Number of output shards (default: the runner chooses).
+    #[arg(long, value_name = "N")]
+    pub num_shards: Option<usize>,
+    /// Runner and runner flags.
+    #[command(flatten)]
+    pub pipeline: runnel::PipelineOptions,
+}
+
 /// Runs `body`, the whole of an example program. On success the exit status is 0; on error one line
 /// `error: MESSAGE` goes to stderr, where MESSAGE is the error with its chain of causes (see [`error_message`]), and
 /// the exit status is 1.
