@@ -62,16 +62,31 @@ impl<K: Key, F: CombineFn> Reducer<K, F::In> for CombineReducer<F> {
     }
 }
 
+/// Rebuilds a registered CombineFn from its serialised fields.
+type Rebuild<F> = Arc<dyn Fn(&serde_json::Value) -> Result<F, String> + Send + Sync>;
+
 /// Combines the values of each key and window: `(K, In)` → `(K, Out)`.
 pub struct CombinePerKey<K, F> {
     f: F,
+    /// Registered name, serialised fields, and how to rebuild the CombineFn from them.
+    registered: Option<(String, serde_json::Value, Rebuild<F>)>,
     _k: PhantomData<fn(K)>,
 }
 
 impl<K: Key, F: CombineFn> CombinePerKey<K, F> {
-    /// Combines with `f`.
+    /// Combines with `f`, kept in the binary (cloned for each instance).
     pub fn new(f: F) -> Self {
-        CombinePerKey { f, _k: PhantomData }
+        CombinePerKey { f, registered: None, _k: PhantomData }
+    }
+}
+
+impl<K: Key, F: CombineFn + Serialize + serde::de::DeserializeOwned> CombinePerKey<K, F> {
+    /// Combines with `f` registered under a stable `name`: its fields are serialised into the
+    /// graph, and runners rebuild it from the payload.
+    pub fn registered(name: &str, f: F) -> Self {
+        let value = serde_json::to_value(&f).unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }));
+        let rebuild: Rebuild<F> = Arc::new(|v| serde_json::from_value(v.clone()).map_err(|e| e.to_string()));
+        CombinePerKey { f, registered: Some((name.to_string(), value, rebuild)), _k: PhantomData }
     }
 }
 
@@ -87,21 +102,42 @@ impl<K: Key, F: CombineFn> PTransform<PCollection<(K, F::In)>> for CombinePerKey
         let accumulator_coder = b.serde_coder::<F::Acc>();
         let name = b.current_name();
         drop(b);
-        let combine_fn = match self.f.builtin() {
-            Some((name, params)) => FnRef::Builtin { name: name.to_string(), params },
-            None => FnRef::Closure { transform: name },
-        };
-        let payload = CombinePayload { combine_fn, accumulator_coder };
         let f = self.f;
+        let (combine_fn, instantiate): (FnRef, runnel_model::exec::CombineFactory) =
+            match (self.registered, f.builtin()) {
+                (Some((fn_name, value, from_json)), _) => {
+                    // Serde, not typetag, suffices: the binding is monomorphic in F and only needs F's
+                    // fields back from the payload.
+                    let rebuild = move |payload: &CombinePayload| -> Result<F, UserError> {
+                        let FnRef::Registered { value } = &payload.combine_fn else {
+                            return Err("payload does not hold a registered CombineFn".into());
+                        };
+                        from_json(&value["value"])
+                            .map_err(|e| format!("cannot rebuild the registered CombineFn from the graph: {e}").into())
+                    };
+                    (
+                        FnRef::Registered { value: serde_json::json!({ "type": fn_name, "value": value }) },
+                        Arc::new(move |payload, ws| {
+                            Ok(Box::new(GroupAlsoByWindow::<K, F::In, _>::new(CombineReducer(rebuild(payload)?), ws)?))
+                        }),
+                    )
+                }
+                (None, builtin) => (
+                    match builtin {
+                        Some((name, params)) => FnRef::Builtin { name: name.to_string(), params },
+                        None => FnRef::Closure { transform: name },
+                    },
+                    Arc::new(move |_, ws| {
+                        Ok(Box::new(GroupAlsoByWindow::<K, F::In, _>::new(CombineReducer(f.clone()), ws)?))
+                    }),
+                ),
+            };
+        let payload = CombinePayload { combine_fn, accumulator_coder };
         let spec = PrimitiveSpec {
             urn: urns::COMBINE_PER_KEY,
             inputs: vec![("in".into(), input.id().to_string())],
             payload: serde_json::to_value(payload).expect("payload serialises"),
-            executable: Some(Executable::Combine {
-                instantiate: Arc::new(move |_, ws| {
-                    Ok(Box::new(GroupAlsoByWindow::<K, F::In, _>::new(CombineReducer(f.clone()), ws)?))
-                }),
-            }),
+            executable: Some(Executable::Combine { instantiate }),
         };
         let out: PCollection<(K, F::Out)> = single_output(&pipeline, spec, strategy, bounded, Some(out_coder));
         pipeline.lock().make_keyed_output::<K, F::Out>(out.id());

@@ -179,6 +179,7 @@ macro_rules! conformance_suite {
                 composite_transform_nests_names_in_graph,
                 registered_dofn_is_serialised_in_graph_and_runs,
                 registered_dofn_reads_side_input_through_its_view,
+                registered_combine_fn_is_serialised_in_graph_and_runs,
                 metrics_counter_distribution_and_gauge,
                 // Windowing in batch.
                 fixed_windows_group_by_key_fires_one_on_time_pane_per_window,

@@ -181,3 +181,45 @@ pub fn registered_dofn_reads_side_input_through_its_view(options: PipelineOption
         .apply("Check", PAssert::equal_in_any_order(vec![10i64, 20]));
     run_ok(&p);
 }
+
+/// A user CombineFn with a parameter: sums values above a threshold.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct SumAbove {
+    threshold: i64,
+}
+
+impl CombineFn for SumAbove {
+    type In = i64;
+    type Acc = i64;
+    type Out = i64;
+    fn create_accumulator(&self) -> i64 {
+        0
+    }
+    fn add_input(&self, acc: &mut i64, x: i64) {
+        if x > self.threshold {
+            *acc += x;
+        }
+    }
+    fn merge_accumulators(&self, acc: &mut i64, other: i64) {
+        *acc += other;
+    }
+    fn extract_output(&self, acc: i64) -> i64 {
+        acc
+    }
+}
+
+/// `CombinePerKey::registered`: the payload holds the CombineFn's name and fields, and the runner
+/// rebuilds it from them (the threshold must come through, or the sums differ).
+pub fn registered_combine_fn_is_serialised_in_graph_and_runs(options: PipelineOptions) {
+    let p = Pipeline::new(options);
+    p.apply("Create", Create::of(vec![("a".to_string(), 1i64), ("a".into(), 5), ("b".into(), 7)]))
+        .apply("SumAbove", CombinePerKey::registered("conformance.SumAbove", SumAbove { threshold: 2 }))
+        .apply("Check", PAssert::equal_in_any_order(vec![("a".to_string(), 5i64), ("b".into(), 7)]));
+    let g = p.graph();
+    let payload: runnel::model::CombinePayload = g.transforms["SumAbove"].payload_as().expect("combine payload");
+    assert_eq!(
+        payload.combine_fn,
+        FnRef::Registered { value: serde_json::json!({ "type": "conformance.SumAbove", "value": { "threshold": 2 } }) }
+    );
+    run_ok(&p);
+}
