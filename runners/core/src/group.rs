@@ -1,19 +1,20 @@
-//! Grouping per key and window: buffering or folding, firing panes, lateness and expiry.
+//! Grouping per key and window: buffering or folding, triggers, panes, lateness, expiry and
+//! merging windows.
 //!
 //! [`GroupAlsoByWindow`] is generic over the key, the value and a [`Reducer`] that says what a
 //! pane holds: all values (GroupByKey) or an accumulator (Combine). Runners drive it through
 //! [`KeyedOperator`]: elements in, watermark and processing time forward, panes out.
 
-use crate::metric_names::DROPPED_DUE_TO_LATENESS;
+use crate::metric_names::{DROPPED_DUE_TO_CLOSED_WINDOW, DROPPED_DUE_TO_LATENESS};
+use crate::trigger::{self, TriggerState, TriggerTime};
 use crate::typed::downcast;
 use crate::{Data, Key};
 use ahash::AHashMap;
 use runnel_model::exec::{Batch, KeyedContext, KeyedOperator, UserError};
 use runnel_model::{
-    AccumulationMode, ClosingBehavior, OnTimeBehavior, PaneInfo, PaneTiming, Timestamp, TimestampCombiner, Trigger,
-    Window, WindowedValue, WindowingStrategy,
+    AccumulationMode, ClosingBehavior, OnTimeBehavior, PaneInfo, PaneTiming, Timestamp, TimestampCombiner, Window,
+    WindowFnSpec, WindowedValue, WindowingStrategy,
 };
-use std::collections::BTreeMap;
 
 /// What a pane of one key and window holds, and how it becomes output.
 pub trait Reducer<K, V>: Send + 'static {
@@ -58,9 +59,19 @@ impl<K: Key, V: Data> Reducer<K, V> for BufferValues {
     }
 }
 
-/// Bookkeeping of one key in one window. Kept small: the hash table of panes is the hot spot
-/// of every grouping, so what is only needed after a firing lives behind `history`.
-struct Pane<S, O> {
+/// What earlier firings of a key and window left behind.
+#[derive(Clone)]
+struct PaneHistory<O> {
+    /// Panes fired so far, and how many of them were on time or late.
+    fired: i64,
+    nonspeculative: i64,
+    /// Last emitted output, to retract it in retracting mode.
+    last_output: Option<O>,
+}
+
+/// One key in one window: reducer state, trigger state and pane bookkeeping.
+struct KeyWindow<S, O> {
+    window: Window,
     /// Reducer state; `None` after a discarding firing until new data arrives.
     state: Option<S>,
     /// Earliest and latest input timestamps since the last firing (for the timestamp combiner).
@@ -68,43 +79,33 @@ struct Pane<S, O> {
     max_ts: Timestamp,
     /// Whether data arrived since the last firing.
     has_new: bool,
-    /// Panes fired so far; `None` until the first firing.
+    /// The window already held data when the watermark passed its end (its first non-early pane
+    /// is then ON_TIME; data arriving after that is late).
+    at_end_of_window: bool,
+    /// Marked for a trigger evaluation at the end of the current bundle.
+    to_evaluate: bool,
+    trigger: TriggerState,
+    /// Kept out of line: most key-windows fire once, and the hash table stays small.
     history: Option<Box<PaneHistory<O>>>,
 }
 
-/// What earlier firings of a key and window left behind.
-struct PaneHistory<O> {
-    /// Panes fired so far, and how many of them were on time or late.
-    fired: i64,
-    nonspeculative: i64,
-    on_time_fired: bool,
-    /// Last emitted output, to retract it in retracting mode.
-    last_output: Option<O>,
-}
-
-impl<S, O> Pane<S, O> {
-    fn new() -> Self {
-        Pane { state: None, has_new: false, min_ts: Timestamp::MAX, max_ts: Timestamp::MIN, history: None }
+impl<S, O> KeyWindow<S, O> {
+    fn new(window: Window, trigger: TriggerState) -> Self {
+        KeyWindow {
+            window,
+            state: None,
+            min_ts: Timestamp::MAX,
+            max_ts: Timestamp::MIN,
+            has_new: false,
+            at_end_of_window: false,
+            to_evaluate: false,
+            trigger,
+            history: None,
+        }
     }
 }
 
-/// Why a pane fires.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Firing {
-    /// The watermark passed the end of the window.
-    EndOfWindow,
-    /// Late data arrived after the end of the window (default trigger).
-    LateData,
-    /// The window expired (watermark past end plus allowed lateness).
-    Expiry,
-    /// End of window and expiry at once (no allowed lateness, or a jump of the watermark).
-    EndOfWindowAndExpiry,
-}
-
-/// The panes of one window, by key.
-type PanesByKey<K, S, O> = AHashMap<K, Pane<S, O>>;
-
-/// What firing needs besides the pane: how to extract output, and the strategy.
+/// What firing needs besides the key-window: how to extract output, and the strategy.
 struct Config<R> {
     reducer: R,
     strategy: WindowingStrategy,
@@ -113,43 +114,65 @@ struct Config<R> {
 /// Output elements are handed to the runner in batches of this many.
 const OUTPUT_BATCH: usize = 1024;
 
-/// Groups `(K, V)` per key and window and fires panes as the windowing strategy says.
+/// Groups `(K, V)` per key and window and fires panes as the windowing strategy says: every
+/// trigger, accumulation mode, timestamp combiner, allowed lateness, closing and on-time
+/// behaviour, and merging (session) windows.
 ///
-/// Supported today: non-merging window functions with the default trigger, every accumulation
-/// mode, timestamp combiner, allowed lateness, and closing and on-time behaviour. Other triggers
-/// and merging window functions are refused at construction with a clear error.
+/// A pane's timing is EARLY while the watermark has not passed the end of the window, ON_TIME
+/// for the first non-early pane of a key-window that held data when the watermark passed the end,
+/// and LATE otherwise. When a window expires (watermark past its end plus the allowed lateness),
+/// a final pane carries what is left (always, with `FIRE_ALWAYS` closing behaviour), and the
+/// state is dropped; later data for it is dropped and counted in `dropped_due_to_lateness`.
+/// Data for a window whose trigger finished is dropped and counted in
+/// `dropped_due_to_closed_window`.
 pub struct GroupAlsoByWindow<K, V, R: Reducer<K, V>> {
     config: Config<R>,
     input_watermark: Timestamp,
-    /// Live panes, window first so that firing by watermark visits whole windows.
-    windows: BTreeMap<Window, PanesByKey<K, R::State, R::Output>>,
-    /// Key-windows that got late data in the current `process` call.
-    late_touched: Vec<(Window, K)>,
+    processing_time: Timestamp,
+    /// Live key-windows, key first: a key rarely has more than a few live windows.
+    keys: AHashMap<K, Vec<KeyWindow<R::State, R::Output>>>,
+    /// Keys with a key-window marked for evaluation in this bundle.
+    touched: Vec<K>,
     out: Vec<WindowedValue<(K, R::Output)>>,
     _v: std::marker::PhantomData<fn(V)>,
+}
+
+/// Why a key-window is being looked at.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Occasion {
+    /// Data arrived or time moved: fire if the trigger says so.
+    Trigger,
+    /// The window expires: fire what is left, then drop it.
+    Expiry,
 }
 
 impl<K: Key, V: Data, R: Reducer<K, V>> GroupAlsoByWindow<K, V, R> {
     /// A grouping for `strategy`, or an error naming what is not supported.
     pub fn new(reducer: R, strategy: &WindowingStrategy) -> Result<Self, UserError> {
-        if strategy.trigger != Trigger::Default {
-            return Err(format!("trigger {:?} is not supported by this runner core yet", strategy.trigger).into());
-        }
-        if strategy.window_fn.is_merging() {
-            return Err(format!("merging window function '{}' is not supported yet", strategy.window_fn.urn()).into());
+        if let WindowFnSpec::Custom { name, merging: true, .. } = &strategy.window_fn {
+            return Err(format!("merging user window function '{name}' is not supported by the runner core").into());
         }
         Ok(GroupAlsoByWindow {
             config: Config { reducer, strategy: strategy.clone() },
             input_watermark: Timestamp::MIN,
-            windows: BTreeMap::new(),
-            late_touched: Vec::new(),
+            processing_time: Timestamp::MIN,
+            keys: AHashMap::new(),
+            touched: Vec::new(),
             out: Vec::new(),
             _v: std::marker::PhantomData,
         })
     }
 
-    fn expiry(&self, w: &Window) -> Timestamp {
-        w.max_timestamp().plus(self.config.strategy.allowed_lateness_ms)
+    fn expiry(strategy: &WindowingStrategy, w: &Window) -> Timestamp {
+        w.max_timestamp().plus(strategy.allowed_lateness_ms)
+    }
+
+    fn time(&self, window: &Window) -> TriggerTime {
+        TriggerTime {
+            watermark: self.input_watermark,
+            processing_time: self.processing_time,
+            window_max: window.max_timestamp(),
+        }
     }
 
     fn flush(&mut self, ctx: &mut KeyedContext<'_>) {
@@ -158,122 +181,273 @@ impl<K: Key, V: Data, R: Reducer<K, V>> GroupAlsoByWindow<K, V, R> {
         }
     }
 
-    /// Emits the pane of `key` in `window` (if the behaviours say it should be emitted).
+    /// Merges the key's session windows that overlap `window` into one; returns its index.
+    fn merge_into(
+        config: &Config<R>,
+        key: &K,
+        windows: &mut Vec<KeyWindow<R::State, R::Output>>,
+        window: Window,
+    ) -> Result<usize, UserError> {
+        let mut span = window;
+        loop {
+            let grown = windows.iter().filter(|kw| !kw.trigger.finished).fold(span, |acc, kw| {
+                match (acc.as_interval(), kw.window.as_interval()) {
+                    (Some(a), Some(b)) if a.intersects(b) => Window::Interval(a.span(b)),
+                    _ => acc,
+                }
+            });
+            if grown == span {
+                break;
+            }
+            span = grown;
+        }
+        let overlapping = |kw: &KeyWindow<R::State, R::Output>| {
+            !kw.trigger.finished
+                && matches!((span.as_interval(), kw.window.as_interval()), (Some(a), Some(b)) if a.intersects(b))
+        };
+        let (merged, kept): (Vec<_>, Vec<_>) = std::mem::take(windows).into_iter().partition(|kw| overlapping(kw));
+        *windows = kept;
+        let trigger = &config.strategy.trigger;
+        let states: Vec<&TriggerState> = merged.iter().map(|kw| &kw.trigger).collect();
+        let mut target = KeyWindow::new(
+            span,
+            if states.is_empty() { trigger::new_state(trigger) } else { trigger::merge(trigger, &states) },
+        );
+        for kw in merged {
+            target.min_ts = target.min_ts.min(kw.min_ts);
+            target.max_ts = target.max_ts.max(kw.max_ts);
+            target.has_new |= kw.has_new;
+            target.at_end_of_window |= kw.at_end_of_window;
+            if let Some(s) = kw.state {
+                match &mut target.state {
+                    Some(t) => config.reducer.merge(key, t, s)?,
+                    None => target.state = Some(s),
+                }
+            }
+            if let Some(h) = kw.history {
+                let t = target
+                    .history
+                    .get_or_insert_with(|| Box::new(PaneHistory { fired: 0, nonspeculative: 0, last_output: None }));
+                t.fired = t.fired.max(h.fired);
+                t.nonspeculative = t.nonspeculative.max(h.nonspeculative);
+                if t.last_output.is_none() {
+                    t.last_output = h.last_output;
+                }
+            }
+        }
+        windows.push(target);
+        Ok(windows.len() - 1)
+    }
+
+    /// Emits the pane of `key` in `kw` if the behaviours say it should be emitted, and advances
+    /// its trigger. Returns whether the key-window is done for good.
     fn fire(
         config: &Config<R>,
-        window: Window,
         key: &K,
-        pane: &mut Pane<R::State, R::Output>,
-        firing: Firing,
-        input_watermark: Timestamp,
+        kw: &mut KeyWindow<R::State, R::Output>,
+        time: &TriggerTime,
+        occasion: Occasion,
         out: &mut Vec<WindowedValue<(K, R::Output)>>,
-    ) -> Result<(), UserError> {
+    ) -> Result<bool, UserError> {
         let (reducer, strategy) = (&config.reducer, &config.strategy);
-        let history = pane.history.get_or_insert_with(|| {
-            Box::new(PaneHistory { fired: 0, nonspeculative: 0, on_time_fired: false, last_output: None })
-        });
-        let is_last = matches!(firing, Firing::Expiry | Firing::EndOfWindowAndExpiry);
-        let end_of_window = matches!(firing, Firing::EndOfWindow | Firing::EndOfWindowAndExpiry);
-        let timing = if input_watermark <= window.max_timestamp() {
+        if occasion == Occasion::Trigger {
+            trigger::on_fire(&strategy.trigger, &mut kw.trigger, time);
+        }
+        let is_last = occasion == Occasion::Expiry || kw.trigger.finished;
+        let window = kw.window;
+        let history =
+            kw.history.get_or_insert_with(|| Box::new(PaneHistory { fired: 0, nonspeculative: 0, last_output: None }));
+        let timing = if !time.past_end_of_window_for(&window) {
             PaneTiming::Early
-        } else if end_of_window && !history.on_time_fired {
+        } else if history.nonspeculative == 0 && kw.at_end_of_window {
             PaneTiming::OnTime
         } else {
             PaneTiming::Late
         };
-        let emit = pane.has_new
+        let emit = kw.has_new
             || (timing == PaneTiming::OnTime && strategy.on_time_behavior == OnTimeBehavior::FireAlways)
-            || (is_last && strategy.closing_behavior == ClosingBehavior::FireAlways && history.fired > 0);
-        if timing == PaneTiming::OnTime {
-            history.on_time_fired = true;
-        }
-        if !emit {
-            return Ok(());
-        }
-        let state = match pane.state.take() {
-            Some(s) => s,
-            None => reducer.create(key)?,
-        };
-        let keep = strategy.accumulation_mode != AccumulationMode::Discarding;
-        let output = if keep {
-            let o = reducer.extract(key, &state)?;
-            pane.state = Some(state);
-            o
-        } else {
-            reducer.extract_owned(key, state)?
-        };
-        let timestamp = match strategy.timestamp_combiner {
-            TimestampCombiner::EndOfWindow => window.max_timestamp(),
-            _ if !pane.has_new => window.max_timestamp(),
-            TimestampCombiner::Earliest => pane.min_ts,
-            TimestampCombiner::Latest => pane.max_ts,
-        };
-        let info = PaneInfo {
-            is_first: history.fired == 0,
-            is_last,
-            timing,
-            index: history.fired,
-            nonspeculative_index: if timing == PaneTiming::Early { -1 } else { history.nonspeculative },
-        };
-        if strategy.accumulation_mode == AccumulationMode::Retracting {
-            if let Some(previous) = history.last_output.take() {
-                out.push(WindowedValue {
-                    value: (key.clone(), previous),
-                    timestamp,
-                    window,
-                    pane: info,
-                    retraction: true,
-                });
+            || (is_last && strategy.closing_behavior == ClosingBehavior::FireAlways);
+        if emit {
+            let state = match kw.state.take() {
+                Some(s) => s,
+                None => reducer.create(key)?,
+            };
+            let output = if strategy.accumulation_mode == AccumulationMode::Discarding {
+                reducer.extract_owned(key, state)?
+            } else {
+                let o = reducer.extract(key, &state)?;
+                kw.state = Some(state);
+                o
+            };
+            let timestamp = match strategy.timestamp_combiner {
+                _ if !kw.has_new => window.max_timestamp(),
+                TimestampCombiner::EndOfWindow => window.max_timestamp(),
+                TimestampCombiner::Earliest => kw.min_ts,
+                TimestampCombiner::Latest => kw.max_ts,
+            };
+            let pane = PaneInfo {
+                is_first: history.fired == 0,
+                is_last,
+                timing,
+                index: history.fired,
+                nonspeculative_index: if timing == PaneTiming::Early { -1 } else { history.nonspeculative },
+            };
+            if strategy.accumulation_mode == AccumulationMode::Retracting {
+                if let Some(previous) = history.last_output.take() {
+                    out.push(WindowedValue {
+                        value: (key.clone(), previous),
+                        timestamp,
+                        window,
+                        pane,
+                        retraction: true,
+                    });
+                }
+                if !is_last {
+                    history.last_output = Some(output.clone());
+                }
             }
-            history.last_output = Some(output.clone());
+            out.push(WindowedValue { value: (key.clone(), output), timestamp, window, pane, retraction: false });
+            history.fired += 1;
+            if timing != PaneTiming::Early {
+                history.nonspeculative += 1;
+            }
+            kw.has_new = false;
+            kw.min_ts = Timestamp::MAX;
+            kw.max_ts = Timestamp::MIN;
         }
-        out.push(WindowedValue { value: (key.clone(), output), timestamp, window, pane: info, retraction: false });
-        history.fired += 1;
-        if timing != PaneTiming::Early {
-            history.nonspeculative += 1;
+        if is_last {
+            // A finished trigger closes the window: keep only the marker until expiry.
+            kw.state = None;
+            kw.has_new = false;
         }
-        pane.has_new = false;
-        pane.min_ts = Timestamp::MAX;
-        pane.max_ts = Timestamp::MIN;
+        Ok(occasion == Occasion::Expiry)
+    }
+
+    /// Visits every key-window: marks end-of-window crossings, fires triggers that are due and
+    /// expires windows. Used when the watermark or processing time advanced.
+    fn sweep(&mut self, previous_watermark: Timestamp) -> Result<(), UserError> {
+        let strategy = &self.config.strategy;
+        let watermark = self.input_watermark;
+        let processing_time = self.processing_time;
+        let mut empty_keys = Vec::new();
+        for (key, windows) in self.keys.iter_mut() {
+            let mut i = 0;
+            while i < windows.len() {
+                let kw = &mut windows[i];
+                let time = TriggerTime { watermark, processing_time, window_max: kw.window.max_timestamp() };
+                let max = kw.window.max_timestamp();
+                if max < watermark && max >= previous_watermark && (kw.state.is_some() || kw.history.is_some()) {
+                    kw.at_end_of_window = true;
+                }
+                let expired = Self::expiry(strategy, &kw.window) < watermark;
+                let mut done = false;
+                if !kw.trigger.finished && trigger::should_fire(&strategy.trigger, &kw.trigger, &time) {
+                    if expired {
+                        // The trigger's firing and the final pane are one pane.
+                        done = Self::fire(&self.config, key, kw, &time, Occasion::Expiry, &mut self.out)?;
+                    } else {
+                        Self::fire(&self.config, key, kw, &time, Occasion::Trigger, &mut self.out)?;
+                    }
+                }
+                if expired && !done {
+                    if !kw.trigger.finished {
+                        Self::fire(&self.config, key, kw, &time, Occasion::Expiry, &mut self.out)?;
+                    }
+                    done = true;
+                }
+                if done {
+                    windows.swap_remove(i);
+                } else {
+                    i += 1;
+                }
+            }
+            if windows.is_empty() {
+                empty_keys.push(key.clone());
+            }
+        }
+        for k in empty_keys {
+            self.keys.remove(&k);
+        }
         Ok(())
+    }
+}
+
+impl TriggerTime {
+    fn past_end_of_window_for(&self, window: &Window) -> bool {
+        self.watermark > window.max_timestamp()
     }
 }
 
 impl<K: Key, V: Data, R: Reducer<K, V>> KeyedOperator for GroupAlsoByWindow<K, V, R> {
     fn process(&mut self, input: Batch, ctx: &mut KeyedContext<'_>) -> Result<(), UserError> {
+        self.processing_time = self.processing_time.max(ctx.processing_time);
         let input = downcast::<(K, V)>(input);
-        let mut dropped = 0i64;
+        let merging = self.config.strategy.window_fn.is_merging();
+        let (mut late, mut closed) = (0i64, 0i64);
         for wv in input {
-            if self.expiry(&wv.window) < self.input_watermark {
-                dropped += 1;
+            if Self::expiry(&self.config.strategy, &wv.window) < self.input_watermark {
+                late += 1;
                 continue;
             }
-            let late = wv.window.max_timestamp() < self.input_watermark;
+            let time = self.time(&wv.window);
             let (key, value) = wv.value;
-            let panes = self.windows.entry(wv.window).or_default();
-            let pane = match panes.get_mut(&key) {
-                Some(p) => p,
-                None => panes.entry(key.clone()).or_insert_with(Pane::new),
+            let windows = match self.keys.get_mut(&key) {
+                Some(w) => w,
+                None => self.keys.entry(key.clone()).or_default(),
             };
-            let state = match &mut pane.state {
+            let index = if merging {
+                Self::merge_into(&self.config, &key, windows, wv.window)?
+            } else {
+                match windows.iter().position(|kw| kw.window == wv.window) {
+                    Some(i) => i,
+                    None => {
+                        windows.push(KeyWindow::new(wv.window, trigger::new_state(&self.config.strategy.trigger)));
+                        windows.len() - 1
+                    }
+                }
+            };
+            let kw = &mut windows[index];
+            if kw.trigger.finished {
+                closed += 1;
+                continue;
+            }
+            let state = match &mut kw.state {
                 Some(s) => s,
                 slot => slot.insert(self.config.reducer.create(&key)?),
             };
             self.config.reducer.add(&key, state, value)?;
-            if late && !pane.has_new {
-                self.late_touched.push((wv.window, key));
+            kw.has_new = true;
+            kw.min_ts = kw.min_ts.min(wv.timestamp);
+            kw.max_ts = kw.max_ts.max(wv.timestamp);
+            let time = TriggerTime { window_max: kw.window.max_timestamp(), ..time };
+            trigger::on_element(&self.config.strategy.trigger, &mut kw.trigger, &time);
+            if !kw.to_evaluate && trigger::should_fire(&self.config.strategy.trigger, &kw.trigger, &time) {
+                kw.to_evaluate = true;
+                self.touched.push(key);
             }
-            pane.has_new = true;
-            pane.min_ts = pane.min_ts.min(wv.timestamp);
-            pane.max_ts = pane.max_ts.max(wv.timestamp);
         }
-        if dropped > 0 {
-            ctx.metrics.inc_counter(DROPPED_DUE_TO_LATENESS, dropped);
+        if late > 0 {
+            ctx.metrics.inc_counter(DROPPED_DUE_TO_LATENESS, late);
         }
-        // The default trigger fires again for late data: one late pane per key-window per bundle.
-        for (window, key) in std::mem::take(&mut self.late_touched) {
-            if let Some(pane) = self.windows.get_mut(&window).and_then(|p| p.get_mut(&key)) {
-                Self::fire(&self.config, window, &key, pane, Firing::LateData, self.input_watermark, &mut self.out)?;
+        if closed > 0 {
+            ctx.metrics.inc_counter(DROPPED_DUE_TO_CLOSED_WINDOW, closed);
+        }
+        // As Beam: triggers are evaluated once per bundle, so a pane holds the whole bundle.
+        for key in std::mem::take(&mut self.touched) {
+            let Some(windows) = self.keys.get_mut(&key) else { continue };
+            for kw in windows.iter_mut().filter(|kw| kw.to_evaluate) {
+                kw.to_evaluate = false;
+                let time = TriggerTime {
+                    watermark: self.input_watermark,
+                    processing_time: self.processing_time,
+                    window_max: kw.window.max_timestamp(),
+                };
+                if trigger::should_fire(&self.config.strategy.trigger, &kw.trigger, &time) {
+                    Self::fire(&self.config, &key, kw, &time, Occasion::Trigger, &mut self.out)?;
+                }
+            }
+            if self.out.len() >= OUTPUT_BATCH {
+                self.flush(ctx);
             }
         }
         self.flush(ctx);
@@ -284,58 +458,32 @@ impl<K: Key, V: Data, R: Reducer<K, V>> KeyedOperator for GroupAlsoByWindow<K, V
         if watermark <= self.input_watermark {
             return Ok(());
         }
-        let previous = self.input_watermark;
-        self.input_watermark = watermark;
-        let due: Vec<Window> = self
-            .windows
-            .keys()
-            .filter(|w| {
-                let end_passed = w.max_timestamp() < watermark && w.max_timestamp() >= previous;
-                end_passed || self.expiry(w) < watermark
-            })
-            .copied()
-            .collect();
-        for window in due {
-            let end_now = window.max_timestamp() < watermark && window.max_timestamp() >= previous;
-            let expired = self.expiry(&window) < watermark;
-            let firings: &[Firing] = match (end_now, expired) {
-                (true, true) if self.config.strategy.allowed_lateness_ms == 0 => &[Firing::EndOfWindowAndExpiry],
-                (true, true) => &[Firing::EndOfWindow, Firing::Expiry],
-                (true, false) => &[Firing::EndOfWindow],
-                _ => &[Firing::Expiry],
-            };
-            let mut panes = if expired {
-                self.windows.remove(&window).unwrap_or_default()
-            } else {
-                std::mem::take(self.windows.get_mut(&window).expect("due window exists"))
-            };
-            for (key, pane) in panes.iter_mut() {
-                for firing in firings {
-                    Self::fire(&self.config, window, key, pane, *firing, watermark, &mut self.out)?;
-                }
-                if self.out.len() >= OUTPUT_BATCH {
-                    self.flush(ctx);
-                }
-            }
-            if !expired {
-                self.windows.insert(window, panes);
-            }
-        }
+        self.processing_time = self.processing_time.max(ctx.processing_time);
+        let previous = std::mem::replace(&mut self.input_watermark, watermark);
+        self.sweep(previous)?;
         self.flush(ctx);
         Ok(())
     }
 
-    fn advance_processing_time(&mut self, _now: Timestamp, _ctx: &mut KeyedContext<'_>) -> Result<(), UserError> {
+    fn advance_processing_time(&mut self, now: Timestamp, ctx: &mut KeyedContext<'_>) -> Result<(), UserError> {
+        if now <= self.processing_time {
+            return Ok(());
+        }
+        self.processing_time = now;
+        let watermark = self.input_watermark;
+        // Nothing crosses the end of a window here: pass the current watermark as the previous one.
+        self.sweep(watermark)?;
+        self.flush(ctx);
         Ok(())
     }
 
     fn watermark_hold(&self) -> Timestamp {
         let mut hold = Timestamp::MAX;
-        for (window, panes) in &self.windows {
-            for pane in panes.values().filter(|p| p.has_new) {
+        for windows in self.keys.values() {
+            for kw in windows.iter().filter(|kw| kw.has_new) {
                 let t = match self.config.strategy.timestamp_combiner {
-                    TimestampCombiner::EndOfWindow => window.max_timestamp(),
-                    _ => pane.min_ts,
+                    TimestampCombiner::EndOfWindow => kw.window.max_timestamp(),
+                    _ => kw.min_ts,
                 };
                 hold = hold.min(t);
             }
@@ -344,6 +492,7 @@ impl<K: Key, V: Data, R: Reducer<K, V>> KeyedOperator for GroupAlsoByWindow<K, V
     }
 
     fn next_processing_time_timer(&self) -> Option<Timestamp> {
-        None
+        let trigger = &self.config.strategy.trigger;
+        self.keys.values().flatten().filter_map(|kw| trigger::next_processing_time(trigger, &kw.trigger)).min()
     }
 }

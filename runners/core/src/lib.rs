@@ -12,6 +12,7 @@
 
 pub mod group;
 pub mod runner;
+pub mod trigger;
 pub mod typed;
 pub mod windows;
 
@@ -37,4 +38,6 @@ impl<T> Key for T where T: Data + Eq + std::hash::Hash {}
 pub mod metric_names {
     /// Elements dropped because their window had expired when they arrived.
     pub const DROPPED_DUE_TO_LATENESS: &str = "dropped_due_to_lateness";
+    /// Elements dropped because the trigger of their window had finished.
+    pub const DROPPED_DUE_TO_CLOSED_WINDOW: &str = "dropped_due_to_closed_window";
 }

@@ -1,0 +1,400 @@
+//! Trigger state machines: when a key-and-window fires a pane.
+//!
+//! A [`Trigger`] is plain data; [`TriggerState`] is the state one key-and-window keeps for it, a
+//! tree mirroring the trigger's. The grouping calls [`on_element`] for each input, asks
+//! [`should_fire`] after each bundle and whenever time advances, and calls [`on_fire`] after a
+//! pane fired. A trigger that has *finished* closes its window: later input is dropped and
+//! counted. The rules follow Beam's trigger state machines.
+
+use runnel_model::{TimeTransform, Timestamp, Trigger};
+
+/// Time as a trigger sees it, for one window.
+#[derive(Clone, Copy, Debug)]
+pub struct TriggerTime {
+    /// Input watermark of the grouping.
+    pub watermark: Timestamp,
+    /// Current processing time.
+    pub processing_time: Timestamp,
+    /// Max timestamp of the window.
+    pub window_max: Timestamp,
+}
+
+impl TriggerTime {
+    fn past_end_of_window(&self) -> bool {
+        self.watermark > self.window_max
+    }
+}
+
+/// The state of one trigger (and its sub-triggers) for one key and window.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TriggerState {
+    /// The trigger will never fire again.
+    pub finished: bool,
+    /// Elements counted (AfterCount, Always).
+    count: u64,
+    /// When a processing-time trigger fires.
+    target: Option<Timestamp>,
+    /// AfterWatermark: the end-of-window firing happened.
+    end_of_window_fired: bool,
+    /// AfterEach: the current sub-trigger.
+    index: usize,
+    /// Sub-trigger states, in the order of the trigger's children (AfterWatermark: early, late).
+    subs: Vec<TriggerState>,
+}
+
+fn children(t: &Trigger) -> Vec<&Trigger> {
+    match t {
+        Trigger::AfterWatermark { early, late } => early.iter().chain(late.iter()).map(|b| b.as_ref()).collect(),
+        Trigger::Repeatedly { trigger } => vec![trigger],
+        Trigger::AfterEach { triggers } | Trigger::AfterAny { triggers } | Trigger::AfterAll { triggers } => {
+            triggers.iter().collect()
+        }
+        Trigger::OrFinally { main, finally } => vec![main, finally],
+        _ => Vec::new(),
+    }
+}
+
+/// Fresh state for `trigger`.
+pub fn new_state(trigger: &Trigger) -> TriggerState {
+    TriggerState { subs: children(trigger).into_iter().map(new_state).collect(), ..TriggerState::default() }
+}
+
+fn early_late(trigger: &Trigger) -> (Option<&Trigger>, Option<&Trigger>) {
+    match trigger {
+        Trigger::AfterWatermark { early, late } => (early.as_deref(), late.as_deref()),
+        _ => (None, None),
+    }
+}
+
+/// Index of the late sub-trigger's state (after the early one, if any).
+fn late_index(trigger: &Trigger) -> usize {
+    usize::from(early_late(trigger).0.is_some())
+}
+
+fn apply_transforms(transforms: &[TimeTransform], t: Timestamp) -> Timestamp {
+    transforms.iter().fold(t, |t, tr| match tr {
+        TimeTransform::Delay { delay_ms } => t.plus(*delay_ms),
+        TimeTransform::AlignTo { period_ms, offset_ms } => {
+            let period = (*period_ms).max(1);
+            let rem = (t.0 - offset_ms).rem_euclid(period);
+            if rem == 0 {
+                t
+            } else {
+                t.plus(period - rem)
+            }
+        }
+    })
+}
+
+/// An element arrived in the window.
+pub fn on_element(trigger: &Trigger, st: &mut TriggerState, time: &TriggerTime) {
+    if st.finished {
+        return;
+    }
+    match trigger {
+        Trigger::AfterCount { .. } | Trigger::Always => st.count += 1,
+        Trigger::AfterProcessingTime { transforms } => {
+            if st.target.is_none() {
+                st.target = Some(apply_transforms(transforms, time.processing_time));
+            }
+        }
+        Trigger::AfterWatermark { early, late } => {
+            if !st.end_of_window_fired {
+                if let Some(e) = early {
+                    on_element(e, &mut st.subs[0], time);
+                }
+            } else if let Some(l) = late {
+                let i = late_index(trigger);
+                on_element(l, &mut st.subs[i], time);
+            }
+        }
+        Trigger::AfterEach { triggers } => {
+            if let Some(t) = triggers.get(st.index) {
+                on_element(t, &mut st.subs[st.index], time);
+            }
+        }
+        _ => {
+            for (t, s) in children(trigger).into_iter().zip(st.subs.iter_mut()) {
+                on_element(t, s, time);
+            }
+        }
+    }
+}
+
+/// Whether the trigger fires now.
+pub fn should_fire(trigger: &Trigger, st: &TriggerState, time: &TriggerTime) -> bool {
+    if st.finished {
+        return false;
+    }
+    match trigger {
+        Trigger::Default => time.past_end_of_window(),
+        Trigger::AfterWatermark { early, late } => {
+            if !st.end_of_window_fired {
+                time.past_end_of_window() || early.as_ref().is_some_and(|e| should_fire(e, &st.subs[0], time))
+            } else {
+                late.as_ref().is_some_and(|l| should_fire(l, &st.subs[late_index(trigger)], time))
+            }
+        }
+        Trigger::AfterProcessingTime { .. } => st.target.is_some_and(|t| time.processing_time >= t),
+        Trigger::AfterCount { count } => st.count >= *count,
+        Trigger::Always => st.count >= 1,
+        Trigger::Never => false,
+        Trigger::Repeatedly { trigger } => should_fire(trigger, &st.subs[0], time),
+        Trigger::AfterEach { triggers } => {
+            triggers.get(st.index).is_some_and(|t| should_fire(t, &st.subs[st.index], time))
+        }
+        Trigger::AfterAny { triggers } => triggers.iter().zip(&st.subs).any(|(t, s)| should_fire(t, s, time)),
+        Trigger::AfterAll { triggers } => {
+            triggers.iter().zip(&st.subs).all(|(t, s)| s.finished || should_fire(t, s, time))
+                && triggers.iter().zip(&st.subs).any(|(t, s)| should_fire(t, s, time))
+        }
+        Trigger::OrFinally { main, finally } => {
+            should_fire(main, &st.subs[0], time) || should_fire(finally, &st.subs[1], time)
+        }
+    }
+}
+
+/// The trigger fired a pane: advance its state (it may finish).
+pub fn on_fire(trigger: &Trigger, st: &mut TriggerState, time: &TriggerTime) {
+    match trigger {
+        Trigger::Default | Trigger::Never => {}
+        Trigger::Always => st.count = 0,
+        Trigger::AfterCount { .. } | Trigger::AfterProcessingTime { .. } => st.finished = true,
+        Trigger::AfterWatermark { early, late } => {
+            if !st.end_of_window_fired {
+                if time.past_end_of_window() {
+                    st.end_of_window_fired = true;
+                    st.finished = late.is_none();
+                } else if let Some(e) = early {
+                    // Early firings repeat until the end of the window.
+                    on_fire(e, &mut st.subs[0], time);
+                    if st.subs[0].finished {
+                        st.subs[0] = new_state(e);
+                    }
+                }
+            } else if let Some(l) = late {
+                // Late firings repeat until the window expires.
+                let i = late_index(trigger);
+                on_fire(l, &mut st.subs[i], time);
+                if st.subs[i].finished {
+                    st.subs[i] = new_state(l);
+                }
+            }
+        }
+        Trigger::Repeatedly { trigger } => {
+            on_fire(trigger, &mut st.subs[0], time);
+            if st.subs[0].finished {
+                st.subs[0] = new_state(trigger);
+            }
+        }
+        Trigger::AfterEach { triggers } => {
+            if let Some(t) = triggers.get(st.index) {
+                on_fire(t, &mut st.subs[st.index], time);
+                if st.subs[st.index].finished {
+                    st.index += 1;
+                }
+            }
+            st.finished = st.index >= triggers.len();
+        }
+        Trigger::AfterAny { triggers } => {
+            for (t, s) in triggers.iter().zip(st.subs.iter_mut()) {
+                if should_fire(t, s, time) {
+                    on_fire(t, s, time);
+                }
+            }
+            st.finished = st.subs.iter().any(|s| s.finished);
+        }
+        Trigger::AfterAll { triggers } => {
+            for (t, s) in triggers.iter().zip(st.subs.iter_mut()) {
+                if should_fire(t, s, time) {
+                    on_fire(t, s, time);
+                }
+            }
+            st.finished = st.subs.iter().all(|s| s.finished);
+        }
+        Trigger::OrFinally { main, finally } => {
+            if should_fire(finally, &st.subs[1], time) {
+                on_fire(finally, &mut st.subs[1], time);
+                st.finished = true;
+            } else {
+                on_fire(main, &mut st.subs[0], time);
+                st.finished = st.subs[0].finished;
+            }
+        }
+    }
+}
+
+/// The state of a window merged from windows with states `states` (session windows).
+pub fn merge(trigger: &Trigger, states: &[&TriggerState]) -> TriggerState {
+    let mut out = new_state(trigger);
+    out.finished = states.iter().any(|s| s.finished);
+    out.count = states.iter().map(|s| s.count).sum();
+    out.target = states.iter().filter_map(|s| s.target).min();
+    out.end_of_window_fired = states.iter().any(|s| s.end_of_window_fired);
+    out.index = states.iter().map(|s| s.index).max().unwrap_or(0);
+    for (i, child) in children(trigger).into_iter().enumerate() {
+        let subs: Vec<&TriggerState> = states.iter().filter_map(|s| s.subs.get(i)).collect();
+        out.subs[i] = merge(child, &subs);
+    }
+    out
+}
+
+/// The earliest processing time at which the trigger could fire, if it waits for one.
+pub fn next_processing_time(trigger: &Trigger, st: &TriggerState) -> Option<Timestamp> {
+    if st.finished {
+        return None;
+    }
+    let own = match trigger {
+        Trigger::AfterProcessingTime { .. } => st.target,
+        _ => None,
+    };
+    let subs = children(trigger).into_iter().zip(&st.subs).filter_map(|(t, s)| next_processing_time(t, s));
+    own.into_iter().chain(subs).min()
+}
+
+/// Whether the trigger can finish, after which later data for its window is dropped (Beam's
+/// safety check warns about such triggers).
+pub fn may_finish(trigger: &Trigger) -> bool {
+    match trigger {
+        Trigger::Default | Trigger::Never | Trigger::Always | Trigger::Repeatedly { .. } => false,
+        Trigger::AfterWatermark { late, .. } => late.is_none(),
+        Trigger::AfterProcessingTime { .. } | Trigger::AfterCount { .. } | Trigger::OrFinally { .. } => true,
+        Trigger::AfterEach { triggers } | Trigger::AfterAll { triggers } => triggers.iter().all(may_finish),
+        Trigger::AfterAny { triggers } => triggers.iter().any(may_finish),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn time(wm: i64, pt: i64) -> TriggerTime {
+        TriggerTime { watermark: Timestamp(wm), processing_time: Timestamp(pt), window_max: Timestamp(9) }
+    }
+
+    #[test]
+    fn after_count_fires_once_and_finishes() {
+        let t = Trigger::AfterCount { count: 2 };
+        let mut s = new_state(&t);
+        on_element(&t, &mut s, &time(0, 0));
+        assert!(!should_fire(&t, &s, &time(0, 0)));
+        on_element(&t, &mut s, &time(0, 0));
+        assert!(should_fire(&t, &s, &time(0, 0)));
+        on_fire(&t, &mut s, &time(0, 0));
+        assert!(s.finished);
+    }
+
+    #[test]
+    fn repeatedly_resets_its_subtrigger() {
+        let t = Trigger::Repeatedly { trigger: Box::new(Trigger::AfterCount { count: 2 }) };
+        let mut s = new_state(&t);
+        for _ in 0..2 {
+            on_element(&t, &mut s, &time(0, 0));
+        }
+        on_fire(&t, &mut s, &time(0, 0));
+        assert!(!s.finished);
+        on_element(&t, &mut s, &time(0, 0));
+        assert!(!should_fire(&t, &s, &time(0, 0)));
+    }
+
+    #[test]
+    fn processing_time_counts_from_the_first_element() {
+        let t = Trigger::AfterProcessingTime { transforms: vec![TimeTransform::Delay { delay_ms: 5 }] };
+        let mut s = new_state(&t);
+        on_element(&t, &mut s, &time(0, 100));
+        on_element(&t, &mut s, &time(0, 103));
+        assert_eq!(next_processing_time(&t, &s), Some(Timestamp(105)));
+        assert!(!should_fire(&t, &s, &time(0, 104)));
+        assert!(should_fire(&t, &s, &time(0, 105)));
+    }
+
+    #[test]
+    fn aligned_processing_time_rounds_up() {
+        let t =
+            Trigger::AfterProcessingTime { transforms: vec![TimeTransform::AlignTo { period_ms: 10, offset_ms: 0 }] };
+        let mut s = new_state(&t);
+        on_element(&t, &mut s, &time(0, 13));
+        assert_eq!(next_processing_time(&t, &s), Some(Timestamp(20)));
+    }
+
+    #[test]
+    fn after_watermark_with_early_and_late_firings() {
+        let t = Trigger::AfterWatermark {
+            early: Some(Box::new(Trigger::AfterCount { count: 1 })),
+            late: Some(Box::new(Trigger::AfterCount { count: 1 })),
+        };
+        let mut s = new_state(&t);
+        assert!(!should_fire(&t, &s, &time(0, 0)));
+        on_element(&t, &mut s, &time(0, 0));
+        assert!(should_fire(&t, &s, &time(0, 0)), "early firing");
+        on_fire(&t, &mut s, &time(0, 0));
+        assert!(!should_fire(&t, &s, &time(0, 0)), "early resets");
+        assert!(should_fire(&t, &s, &time(10, 0)), "end of window");
+        on_fire(&t, &mut s, &time(10, 0));
+        assert!(!s.finished && !should_fire(&t, &s, &time(10, 0)));
+        on_element(&t, &mut s, &time(10, 0));
+        assert!(should_fire(&t, &s, &time(10, 0)), "late firing");
+    }
+
+    #[test]
+    fn after_watermark_without_late_finishes_at_end_of_window() {
+        let t = Trigger::AfterWatermark { early: None, late: None };
+        let mut s = new_state(&t);
+        on_fire(&t, &mut s, &time(10, 0));
+        assert!(s.finished);
+        assert!(may_finish(&t));
+    }
+
+    #[test]
+    fn after_each_runs_its_subtriggers_in_turn() {
+        let t =
+            Trigger::AfterEach { triggers: vec![Trigger::AfterCount { count: 1 }, Trigger::AfterCount { count: 2 }] };
+        let mut s = new_state(&t);
+        on_element(&t, &mut s, &time(0, 0));
+        assert!(should_fire(&t, &s, &time(0, 0)));
+        on_fire(&t, &mut s, &time(0, 0));
+        on_element(&t, &mut s, &time(0, 0));
+        assert!(!should_fire(&t, &s, &time(0, 0)));
+        on_element(&t, &mut s, &time(0, 0));
+        assert!(should_fire(&t, &s, &time(0, 0)));
+        on_fire(&t, &mut s, &time(0, 0));
+        assert!(s.finished);
+    }
+
+    #[test]
+    fn or_finally_stops_when_the_finally_trigger_fires() {
+        let t = Trigger::OrFinally {
+            main: Box::new(Trigger::Repeatedly { trigger: Box::new(Trigger::AfterCount { count: 1 }) }),
+            finally: Box::new(Trigger::AfterCount { count: 3 }),
+        };
+        let mut s = new_state(&t);
+        for i in 1..=3 {
+            on_element(&t, &mut s, &time(0, 0));
+            assert!(should_fire(&t, &s, &time(0, 0)));
+            on_fire(&t, &mut s, &time(0, 0));
+            assert_eq!(s.finished, i == 3);
+        }
+    }
+
+    #[test]
+    fn after_all_waits_for_every_subtrigger() {
+        let t =
+            Trigger::AfterAll { triggers: vec![Trigger::AfterCount { count: 2 }, Trigger::AfterCount { count: 1 }] };
+        let mut s = new_state(&t);
+        on_element(&t, &mut s, &time(0, 0));
+        assert!(!should_fire(&t, &s, &time(0, 0)));
+        on_element(&t, &mut s, &time(0, 0));
+        assert!(should_fire(&t, &s, &time(0, 0)));
+    }
+
+    #[test]
+    fn merged_counts_add_up() {
+        let t = Trigger::AfterCount { count: 3 };
+        let mut a = new_state(&t);
+        let mut b = new_state(&t);
+        on_element(&t, &mut a, &time(0, 0));
+        on_element(&t, &mut b, &time(0, 0));
+        on_element(&t, &mut b, &time(0, 0));
+        assert!(should_fire(&t, &merge(&t, &[&a, &b]), &time(0, 0)));
+    }
+}
