@@ -44,9 +44,13 @@ pub mod prelude {
     pub use crate::side_input::{PCollectionView, View};
     pub use crate::testing::PAssert;
     pub use crate::transforms::*;
-    pub use crate::window::{FixedWindows, GlobalWindows, SlidingWindows, WindowInto};
+    pub use crate::window::{
+        AfterCount, AfterProcessingTime, AfterWatermark, FixedWindows, GlobalWindows, Sessions, SlidingWindows,
+        TriggerExt, Triggers, WindowFn, WindowInto,
+    };
     pub use crate::{BoxError, Element, Key, PCollection, PTransform, Pipeline, PipelineOptions, RunnerKind};
     pub use crate::{PaneInfo, PaneTiming, Timestamp, Window};
+    pub use runnel_model::{AccumulationMode, ClosingBehavior, OnTimeBehavior, TimestampCombiner, Trigger};
 }
 
 #[doc(hidden)]

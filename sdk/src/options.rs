@@ -46,6 +46,9 @@ pub struct PipelineOptions {
     /// grpc runner: number of worker processes.
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Refuse (rather than warn about) triggers that may finish and drop later data.
+    #[arg(long)]
+    pub refuse_unsafe_triggers: bool,
 }
 
 #[derive(Parser)]
@@ -63,6 +66,7 @@ impl Default for PipelineOptions {
             seed: 0x5eed,
             bundle_size: 1024,
             workers: None,
+            refuse_unsafe_triggers: false,
         }
     }
 }
@@ -106,6 +110,12 @@ impl PipelineOptions {
         self
     }
 
+    /// Makes triggers that may finish (and drop later data) a construction error.
+    pub fn with_refuse_unsafe_triggers(mut self, refuse: bool) -> Self {
+        self.refuse_unsafe_triggers = refuse;
+        self
+    }
+
     /// Sets the grpc runner's worker count.
     pub fn with_workers(mut self, n: usize) -> Self {
         self.workers = Some(n);
@@ -118,7 +128,7 @@ impl PipelineOptions {
             seed: self.seed,
             bundle_size: self.bundle_size.max(1),
             workers: self.workers,
-            extra: Default::default(),
+            ..Default::default()
         }
     }
 }

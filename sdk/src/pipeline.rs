@@ -108,6 +108,7 @@ pub(crate) struct Builder {
     bindings: Bindings,
     scopes: Vec<Scope>,
     errors: Vec<String>,
+    warnings: Vec<String>,
     coder_ids: BTreeMap<Coder, String>,
     strategy_ids: Vec<(WindowingStrategy, String)>,
     names: BTreeSet<String>,
@@ -144,6 +145,7 @@ impl Pipeline {
                 bindings: Bindings::default(),
                 scopes: Vec::new(),
                 errors: Vec::new(),
+                warnings: Vec::new(),
                 coder_ids: BTreeMap::new(),
                 strategy_ids: Vec::new(),
                 names: BTreeSet::new(),
@@ -177,6 +179,11 @@ impl Pipeline {
     /// The portable graph built so far.
     pub fn graph(&self) -> Graph {
         self.lock().finished_graph()
+    }
+
+    /// Construction warnings, e.g. triggers that may finish and drop data.
+    pub fn warnings(&self) -> Vec<String> {
+        self.lock().warnings.clone()
     }
 
     /// Construction errors recorded so far (duplicate names, mismatched windowing, …).
@@ -382,6 +389,22 @@ impl Builder {
     /// The unique name of the transform being expanded.
     pub(crate) fn current_name(&self) -> String {
         self.scopes.last().map(|s| s.full_name.clone()).unwrap_or_default()
+    }
+
+    /// Beam's safety check: a trigger that can finish closes its window, and later data for it
+    /// is dropped. Recorded as a warning (see [`Pipeline::warnings`]), or as a construction
+    /// error when the options refuse such triggers.
+    pub(crate) fn trigger_may_finish(&mut self, transform: &str, trigger: &runnel_model::Trigger) {
+        let message = format!(
+            "transform '{transform}': trigger {trigger:?} may finish, after which data arriving for its window \
+             is dropped (counted in dropped_due_to_closed_window); wrap it in Repeatedly to keep firing"
+        );
+        tracing::warn!("{message}");
+        if self.options.refuse_unsafe_triggers {
+            self.errors.push(message);
+        } else {
+            self.warnings.push(message);
+        }
     }
 
     pub(crate) fn error(&mut self, message: String) {

@@ -1,11 +1,162 @@
-//! Windowing: `WindowInto` with the built-in window functions.
+//! Windowing: `WindowInto` with window functions (built-in or user), triggers, accumulation,
+//! allowed lateness, timestamp combiners, closing and on-time behaviour.
 
 use crate::pipeline::{single_output, PCollection, PTransform, PrimitiveSpec};
+use runnel_model::exec::{Executable, WindowAssigner};
 use runnel_model::{
-    urns, AccumulationMode, ClosingBehavior, OnTimeBehavior, TimestampCombiner, Trigger, WindowFnSpec,
-    WindowIntoPayload, WindowingStrategy,
+    urns, AccumulationMode, ClosingBehavior, OnTimeBehavior, TimeTransform, Timestamp, TimestampCombiner, Trigger,
+    Window, WindowFnSpec, WindowIntoPayload, WindowingStrategy,
 };
 use runnel_runner_core::Data;
+use std::sync::Arc;
+
+/// Session windows: each element opens `[t, t + gap)`; overlapping sessions of a key merge.
+pub struct Sessions;
+
+impl Sessions {
+    /// Sessions closed by `gap_ms` of inactivity.
+    pub fn with_gap(gap_ms: i64) -> WindowFnSpec {
+        WindowFnSpec::Sessions { gap_ms }
+    }
+}
+
+/// A user window function: assigns each element to interval windows by its timestamp.
+///
+/// Register it at its application with [`WindowInto::custom`]: its fields are serialised into
+/// the graph under the given name, and runners rebuild it from there. (Merging user window
+/// functions are not supported yet: use [`Sessions`] for merging windows.)
+pub trait WindowFn: Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static {
+    /// The windows an element at `timestamp` belongs to.
+    fn assign(&self, timestamp: Timestamp) -> Vec<Window>;
+}
+
+struct WindowFnAssigner<F>(F);
+
+impl<F: WindowFn> WindowAssigner for WindowFnAssigner<F> {
+    fn assign(&self, timestamp: Timestamp, _: &Window) -> Vec<Window> {
+        self.0.assign(timestamp)
+    }
+    fn merge(&self, _: &[Window]) -> Vec<(Vec<Window>, Window)> {
+        Vec::new()
+    }
+}
+
+/// Fire when the watermark passes the end of the window (Beam's `AfterWatermark`).
+pub struct AfterWatermark;
+
+impl AfterWatermark {
+    /// Fires once the watermark passes the end of the window; add early and late firings with
+    /// [`TriggerExt::with_early_firings`] and [`TriggerExt::with_late_firings`].
+    pub fn past_end_of_window() -> Trigger {
+        Trigger::AfterWatermark { early: None, late: None }
+    }
+}
+
+/// Fire after processing time passes the first element of the pane (Beam's
+/// `AfterProcessingTime.pastFirstElementInPane()`); add a delay or alignment with
+/// [`TriggerExt::plus_delay_of`] / [`TriggerExt::aligned_to`].
+pub struct AfterProcessingTime;
+
+impl AfterProcessingTime {
+    /// Fires as soon as processing time reaches the first element's arrival.
+    pub fn past_first_element_in_pane() -> Trigger {
+        Trigger::AfterProcessingTime { transforms: Vec::new() }
+    }
+}
+
+/// Fire once at least `n` elements arrived (Beam's `AfterPane.elementCountAtLeast`).
+pub struct AfterCount;
+
+impl AfterCount {
+    /// The trigger.
+    pub fn of(n: u64) -> Trigger {
+        Trigger::AfterCount { count: n }
+    }
+}
+
+/// Composite triggers.
+pub struct Triggers;
+
+impl Triggers {
+    /// Fire `t` over and over.
+    pub fn repeatedly(t: Trigger) -> Trigger {
+        Trigger::Repeatedly { trigger: Box::new(t) }
+    }
+    /// Each trigger in turn.
+    pub fn after_each(ts: Vec<Trigger>) -> Trigger {
+        Trigger::AfterEach { triggers: ts }
+    }
+    /// When any of them fires (Beam's `AfterFirst`).
+    pub fn after_any(ts: Vec<Trigger>) -> Trigger {
+        Trigger::AfterAny { triggers: ts }
+    }
+    /// When all of them have fired.
+    pub fn after_all(ts: Vec<Trigger>) -> Trigger {
+        Trigger::AfterAll { triggers: ts }
+    }
+    /// Never fire before the window expires.
+    pub fn never() -> Trigger {
+        Trigger::Never
+    }
+    /// Fire for every element.
+    pub fn always() -> Trigger {
+        Trigger::Always
+    }
+    /// Beam's default: repeatedly when the watermark passes the end of the window.
+    pub fn default_trigger() -> Trigger {
+        Trigger::Default
+    }
+}
+
+/// Builder methods on triggers.
+pub trait TriggerExt {
+    /// AfterWatermark: fire repeatedly by `early` before the end of the window.
+    fn with_early_firings(self, early: Trigger) -> Trigger;
+    /// AfterWatermark: fire repeatedly by `late` after the end of the window.
+    fn with_late_firings(self, late: Trigger) -> Trigger;
+    /// AfterProcessingTime: wait `ms` more.
+    fn plus_delay_of(self, ms: i64) -> Trigger;
+    /// AfterProcessingTime: round up to a multiple of `period_ms` (plus `offset_ms`).
+    fn aligned_to(self, period_ms: i64, offset_ms: i64) -> Trigger;
+    /// Fire as `self`, but stop for good once `until` fires.
+    fn or_finally(self, until: Trigger) -> Trigger;
+}
+
+impl TriggerExt for Trigger {
+    fn with_early_firings(self, e: Trigger) -> Trigger {
+        match self {
+            Trigger::AfterWatermark { late, .. } => Trigger::AfterWatermark { early: Some(Box::new(e)), late },
+            other => other,
+        }
+    }
+    fn with_late_firings(self, l: Trigger) -> Trigger {
+        match self {
+            Trigger::AfterWatermark { early, .. } => Trigger::AfterWatermark { early, late: Some(Box::new(l)) },
+            other => other,
+        }
+    }
+    fn plus_delay_of(self, ms: i64) -> Trigger {
+        match self {
+            Trigger::AfterProcessingTime { mut transforms } => {
+                transforms.push(TimeTransform::Delay { delay_ms: ms });
+                Trigger::AfterProcessingTime { transforms }
+            }
+            other => other,
+        }
+    }
+    fn aligned_to(self, period_ms: i64, offset_ms: i64) -> Trigger {
+        match self {
+            Trigger::AfterProcessingTime { mut transforms } => {
+                transforms.push(TimeTransform::AlignTo { period_ms, offset_ms });
+                Trigger::AfterProcessingTime { transforms }
+            }
+            other => other,
+        }
+    }
+    fn or_finally(self, until: Trigger) -> Trigger {
+        Trigger::OrFinally { main: Box::new(self), finally: Box::new(until) }
+    }
+}
 
 /// Every element in the single global window.
 pub struct GlobalWindows;
@@ -45,17 +196,25 @@ impl SlidingWindows {
 /// Assigns windows and sets the windowing strategy of the output.
 pub struct WindowInto {
     strategy: WindowingStrategy,
+    custom: Option<Arc<dyn WindowAssigner>>,
 }
 
 impl WindowInto {
     /// Windows by `window_fn` with Beam's defaults (default trigger, discarding, no lateness).
     pub fn new(window_fn: WindowFnSpec) -> Self {
-        WindowInto { strategy: WindowingStrategy::with_window_fn(window_fn) }
+        WindowInto { strategy: WindowingStrategy::with_window_fn(window_fn), custom: None }
+    }
+
+    /// Windows by a user [`WindowFn`] registered under a stable `name`.
+    pub fn custom<F: WindowFn>(name: &str, f: F) -> Self {
+        let payload = serde_json::to_value(&f).unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }));
+        let spec = WindowFnSpec::Custom { name: name.to_string(), merging: false, payload };
+        WindowInto { strategy: WindowingStrategy::with_window_fn(spec), custom: Some(Arc::new(WindowFnAssigner(f))) }
     }
 
     /// Sets a whole windowing strategy at once.
     pub fn from_strategy(strategy: WindowingStrategy) -> Self {
-        WindowInto { strategy }
+        WindowInto { strategy, custom: None }
     }
 
     /// Sets the trigger.
@@ -112,6 +271,10 @@ impl<T: Data> PTransform<PCollection<T>> for WindowInto {
     fn expand(self, input: PCollection<T>) -> PCollection<T> {
         let pipeline = input.pipeline().clone();
         let mut b = pipeline.lock();
+        if runnel_runner_core::trigger::may_finish(&self.strategy.trigger) {
+            let name = b.current_name();
+            b.trigger_may_finish(&name, &self.strategy.trigger);
+        }
         let strategy_id = b.intern_strategy(self.strategy.clone());
         let node = b.pcollection(input.id()).clone();
         drop(b);
@@ -120,7 +283,7 @@ impl<T: Data> PTransform<PCollection<T>> for WindowInto {
             inputs: vec![("in".into(), input.id().to_string())],
             payload: serde_json::to_value(WindowIntoPayload { windowing_strategy: strategy_id })
                 .expect("payload serialises"),
-            executable: None,
+            executable: self.custom.map(|window_fn| Executable::WindowInto { window_fn }),
         };
         single_output(&pipeline, spec, self.strategy, node.is_bounded, Some(node.coder_id))
     }

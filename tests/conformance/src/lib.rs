@@ -180,6 +180,11 @@ macro_rules! conformance_suite {
                 registered_dofn_is_serialised_in_graph_and_runs,
                 registered_dofn_reads_side_input_through_its_view,
                 registered_combine_fn_is_serialised_in_graph_and_runs,
+                sessions_merge_per_key_in_batch,
+                user_window_fn_assigns_windows,
+                repeated_count_trigger_accumulating_ends_with_the_full_sum,
+                retracting_panes_keep_a_downstream_sum_correct,
+                trigger_that_may_finish_is_warned_or_refused,
                 metrics_counter_distribution_and_gauge,
                 // Windowing in batch.
                 fixed_windows_group_by_key_fires_one_on_time_pane_per_window,

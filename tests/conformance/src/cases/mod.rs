@@ -3,6 +3,7 @@
 
 mod combining;
 mod element_wise;
+mod event_time;
 mod failures;
 mod grouping;
 mod multi;
@@ -12,6 +13,7 @@ mod windowing;
 
 pub use combining::*;
 pub use element_wise::*;
+pub use event_time::*;
 pub use failures::*;
 pub use grouping::*;
 pub use multi::*;
