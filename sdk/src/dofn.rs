@@ -228,6 +228,11 @@ impl<F: DoFn> DoFnAdapter<F> {
         DoFnAdapter { f, io: DoFnIo::from_payload(payload) }
     }
 
+    /// One empty slot per additional output.
+    fn no_tagged_output(&self) -> Vec<Option<Batch>> {
+        (1..self.io.outputs.len()).map(|_| None).collect()
+    }
+
     fn flush(&self, main: Vec<WindowedValue<F::Out>>, tagged: Vec<Option<Batch>>, exec: &mut ExecContext<'_>) {
         if !main.is_empty() {
             (exec.output)(0, Box::new(main));
@@ -252,7 +257,7 @@ impl<F: DoFn> DoFnInstance for DoFnAdapter<F> {
     fn process_batch(&mut self, input: Batch, exec: &mut ExecContext<'_>) -> Result<(), UserError> {
         let input = downcast::<F::In>(input);
         let mut main = Vec::with_capacity(input.len().min(FLUSH_AT));
-        let mut tagged: Vec<Option<Batch>> = (1..self.io.outputs.len()).map(|_| None).collect();
+        let mut tagged = self.no_tagged_output();
         for wv in input {
             let mut ctx = DoFnContext {
                 timestamp: wv.timestamp,
@@ -272,7 +277,7 @@ impl<F: DoFn> DoFnInstance for DoFnAdapter<F> {
 
     fn finish_bundle(&mut self, exec: &mut ExecContext<'_>) -> Result<(), UserError> {
         let mut main = Vec::new();
-        let mut tagged: Vec<Option<Batch>> = (1..self.io.outputs.len()).map(|_| None).collect();
+        let mut tagged = self.no_tagged_output();
         let mut ctx = DoFnContext {
             timestamp: Timestamp::MIN,
             window: Window::Global,
