@@ -3,7 +3,8 @@
 //! - [`run_main`]: runs a program's body and turns an error into one `error: …` line on stderr and a non-zero exit.
 //! - The mobile-gaming examples' input: [`parse_game_event`] parses one CSV line ([`parse_csv_line`], RFC 4180
 //!   quoting) into a [`GameEvent`]; [`ParseGameEventFn`] does it in a pipeline, counting the lines it skips in the
-//!   counter [`NUM_PARSE_ERRORS`]; [`ExtractAndSumScore`] sums the scores per user or per team.
+//!   counter [`NUM_PARSE_ERRORS`]; [`AddEventTimestampsFn`] stamps events with their event time;
+//!   [`ExtractAndSumScore`] sums the scores per user or per team (per window).
 //! - Time in UTC without a calendar crate: [`format_utc_millis`] (`YYYY-MM-DD HH:MM:SS.mmm`) and
 //!   [`parse_utc_minute`] (`yyyy-MM-dd-HH-mm`, the gaming examples' `--start-min`/`--stop-min`).
 #![warn(missing_docs)]
@@ -12,7 +13,7 @@ use std::fmt;
 use std::process::ExitCode;
 
 use runnel::combine::Sum;
-use runnel::{BoxError, DoFn, DoFnContext, PCollection, PTransform, ParDo};
+use runnel::{BoxError, DoFn, DoFnContext, PCollection, PTransform, ParDo, Timestamp, Window};
 use serde::{Deserialize, Serialize};
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -300,6 +301,35 @@ impl PTransform<PCollection<GameEvent>> for ExtractAndSumScore {
             .apply("KeyScore", ParDo::registered(KeyScoreFn { key: self.key }))
             .combine_per_key("SumScores", Sum::<i64>::new())
     }
+}
+
+/// Stamps each [`GameEvent`] with its `timestamp_ms` as event time (Beam's `WithTimestamps` on the event's
+/// timestamp). A timestamp outside the range of event time (before [`Timestamp::MIN`] or after the end of the global
+/// window) cannot be placed in any window: such an event is skipped and counted in [`NUM_PARSE_ERRORS`], never
+/// silently dropped.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct AddEventTimestampsFn;
+
+impl DoFn for AddEventTimestampsFn {
+    type In = GameEvent;
+    type Out = GameEvent;
+
+    fn process(&mut self, event: GameEvent, ctx: &mut DoFnContext<'_, '_, GameEvent>) -> Result<(), BoxError> {
+        let ts = event.timestamp_ms;
+        if (Timestamp::MIN.millis()..=Timestamp::end_of_global_window().millis()).contains(&ts) {
+            ctx.emit_at(event, Timestamp(ts));
+        } else {
+            ctx.inc_counter(NUM_PARSE_ERRORS, 1);
+        }
+        Ok(())
+    }
+}
+
+runnel::register_dofn!(AddEventTimestampsFn, "gaming.AddEventTimestamps");
+
+/// The start of an element's window in milliseconds since the epoch, or `None` in the global window.
+pub fn window_start_ms(window: &Window) -> Option<i64> {
+    window.as_interval().map(|w| w.start.millis())
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
