@@ -144,6 +144,31 @@ pub trait WindowAssigner: Send + Sync {
     fn merge(&self, windows: &[Window]) -> Vec<(Vec<Window>, Window)>;
 }
 
+/// What one poll of an unbounded source gave.
+pub struct SourcePoll {
+    /// Elements read, if any (a batch of the output PCollection's type).
+    pub batch: Option<Batch>,
+    /// The source's watermark after this poll: no later element should have an earlier
+    /// timestamp (those that do are late). [`Timestamp::MAX`] ends the source.
+    pub watermark: Timestamp,
+}
+
+/// A reader of an unbounded source: the runner polls it until its watermark reaches +∞ or the
+/// job is cancelled. A poll that returns no elements and does not move the watermark means "idle".
+pub trait UnboundedReader: Send {
+    /// Reads what is available now; `now` is the runner's processing time.
+    fn poll(&mut self, now: Timestamp) -> Result<SourcePoll, UserError>;
+}
+
+/// Opens a reader of an unbounded source (once per run).
+pub type ReaderFactory = Arc<dyn Fn() -> Result<Box<dyn UnboundedReader>, UserError> + Send + Sync>;
+
+/// Produces a source's batches (once per run).
+pub type BatchesFactory = Arc<dyn Fn() -> Result<Vec<Batch>, UserError> + Send + Sync>;
+
+/// Describes the elements of a batch as text, one string per element.
+pub type DescribeBatch = Arc<dyn Fn(&Batch) -> Vec<String> + Send + Sync>;
+
 /// The code behind one leaf transform.
 #[derive(Clone)]
 pub enum Executable {
@@ -173,6 +198,18 @@ pub enum Executable {
     WindowInto {
         /// The user window function.
         window_fn: Arc<dyn WindowAssigner>,
+    },
+    /// The elements of a TestStream: one batch per `AddElements` event of its payload, in order.
+    TestStream {
+        /// Produces the batches.
+        elements: BatchesFactory,
+        /// `value @ timestamp` of each element of a batch, for reports of the steps.
+        describe: DescribeBatch,
+    },
+    /// An unbounded source.
+    ReadUnbounded {
+        /// Opens the reader.
+        open: ReaderFactory,
     },
 }
 

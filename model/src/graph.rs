@@ -1,6 +1,7 @@
 //! The portable pipeline graph: components keyed by stable ids, modelled on Beam's Runner API.
 
 use crate::error::GraphError;
+use crate::time::Timestamp;
 use crate::windowing::WindowingStrategy;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -269,4 +270,39 @@ pub struct CreatePayload {
 pub struct WindowIntoPayload {
     /// Id of the windowing strategy the output gets.
     pub windowing_strategy: String,
+}
+
+/// One event of a TestStream, as plain data (the elements themselves are held by the pipeline).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TestStreamEvent {
+    /// Elements arrive: the next batch the pipeline holds for the stream, of `count` elements.
+    AddElements {
+        /// How many elements.
+        count: usize,
+    },
+    /// The watermark advances to `watermark` ([`Timestamp::MAX`]: +∞, the end of the stream).
+    AdvanceWatermark {
+        /// The new watermark.
+        watermark: Timestamp,
+    },
+    /// Processing time advances by `advance_ms` milliseconds.
+    AdvanceProcessingTime {
+        /// The advance, positive.
+        advance_ms: i64,
+    },
+}
+
+/// Payload of [`crate::urns::TEST_STREAM`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestStreamPayload {
+    /// The events in order. A runner advances the watermark to +∞ after the last one.
+    pub events: Vec<TestStreamEvent>,
+}
+
+impl TestStreamPayload {
+    /// How many element batches the pipeline must hold for the stream.
+    pub fn element_batches(&self) -> usize {
+        self.events.iter().filter(|e| matches!(e, TestStreamEvent::AddElements { .. })).count()
+    }
 }

@@ -18,9 +18,16 @@ pub const WINDOW_INTO: &str = "beam:transform:window_into:v1";
 pub const RESHUFFLE: &str = "beam:transform:reshuffle:v1";
 /// A composite transform: only its subtransforms run.
 pub const COMPOSITE: &str = "runnel:transform:composite:v1";
+/// A scripted unbounded source for tests: elements, watermark and processing-time advances,
+/// replayed one event at a time. Unlike Beam's `beam:transform:teststream:v1` the elements are not
+/// in the payload (the pipeline holds them, as for Create), hence our own URN.
+pub const TEST_STREAM: &str = "runnel:transform:test_stream:v1";
+/// Reads an unbounded source by polling a reader the pipeline holds.
+pub const READ_UNBOUNDED: &str = "runnel:transform:read_unbounded:v1";
 
 /// All leaf transform URNs a runner must know.
-pub const LEAF_TRANSFORMS: &[&str] = &[CREATE, PAR_DO, GROUP_BY_KEY, COMBINE_PER_KEY, FLATTEN, WINDOW_INTO, RESHUFFLE];
+pub const LEAF_TRANSFORMS: &[&str] =
+    &[CREATE, PAR_DO, GROUP_BY_KEY, COMBINE_PER_KEY, FLATTEN, WINDOW_INTO, RESHUFFLE, TEST_STREAM, READ_UNBOUNDED];
 
 /// Coder of a key-value pair: components are the key and value coders.
 pub const KV_CODER: &str = "beam:coder:kv:v1";

@@ -155,6 +155,40 @@ impl Graph {
                 }
                 single(&t.outputs, "output")?;
             }
+            urns::TEST_STREAM | urns::READ_UNBOUNDED => {
+                if !t.inputs.is_empty() {
+                    return Err(shape("a source has no inputs".into()));
+                }
+                let output = single(&t.outputs, "output")?;
+                if self.pcollections[&output].is_bounded != crate::graph::Boundedness::Unbounded {
+                    return Err(shape(format!("the output '{output}' of an unbounded source must be unbounded")));
+                }
+                if t.urn == urns::TEST_STREAM {
+                    let payload: crate::graph::TestStreamPayload = t.payload_as()?;
+                    let mut watermark = crate::time::Timestamp::MIN;
+                    for event in &payload.events {
+                        match event {
+                            crate::graph::TestStreamEvent::AdvanceWatermark { watermark: w } => {
+                                if *w <= watermark {
+                                    return Err(shape(format!(
+                                        "the watermark must advance: {w} does not follow {watermark}"
+                                    )));
+                                }
+                                watermark = *w;
+                            }
+                            crate::graph::TestStreamEvent::AdvanceProcessingTime { advance_ms } if *advance_ms <= 0 => {
+                                return Err(shape(format!(
+                                    "processing time must advance by a positive amount, not {advance_ms}ms"
+                                )));
+                            }
+                            _ if watermark == crate::time::Timestamp::MAX => {
+                                return Err(shape("no event may follow the advance of the watermark to +inf".into()));
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
             urns::PAR_DO => {
                 let payload: ParDoPayload = t.payload_as()?;
                 if !t.inputs.contains_key("main") {

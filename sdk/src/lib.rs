@@ -23,17 +23,21 @@ mod error;
 pub mod options;
 mod pipeline;
 pub mod side_input;
+pub mod test_stream;
 pub mod testing;
+pub mod transcript;
 pub mod transforms;
+pub mod unbounded;
 pub mod window;
 
 pub use combine::{Combine, CombineFn, CombinePerKey};
 pub use dofn::{DoFn, DoFnContext, OutputTag, ParDo, ParDoOutputs};
 pub use error::{BoxError, PipelineError};
 pub use options::{PipelineOptions, RunnerKind};
-pub use pipeline::{PBegin, PCollection, PTransform, PValue, Pipeline, PipelineResult};
+pub use pipeline::{PBegin, PCollection, PTransform, PValue, Pipeline, PipelineHandle, PipelineResult};
 pub use runnel_model as model;
 pub use runnel_model::{PaneInfo, PaneTiming, Timestamp, Window};
+pub use runnel_runner_core::runner::{Clock, ManualClock, WallClock};
 pub use runnel_runner_core::{Data as Element, JobState, Key};
 pub use side_input::{PCollectionView, View};
 
@@ -42,8 +46,10 @@ pub mod prelude {
     pub use crate::combine::{self, Combine, CombineFn, CombinePerKey};
     pub use crate::dofn::{DoFn, DoFnContext, OutputTag, ParDo};
     pub use crate::side_input::{PCollectionView, View};
+    pub use crate::test_stream::TestStream;
     pub use crate::testing::PAssert;
     pub use crate::transforms::*;
+    pub use crate::unbounded::{ReadPoll, ReadUnbounded, UnboundedReader};
     pub use crate::window::{
         AfterCount, AfterProcessingTime, AfterWatermark, FixedWindows, GlobalWindows, Sessions, SlidingWindows,
         TriggerExt, Triggers, WindowFn, WindowInto,

@@ -5,11 +5,15 @@ use crate::options::{PipelineOptions, RunnerKind};
 use runnel_model::exec::{Bindings, ElementOps, Executable, Job};
 use runnel_model::metrics::MetricsSnapshot;
 use runnel_model::{urns, Boundedness, Coder, Environment, Graph, PCollectionNode, Transform, WindowingStrategy};
+use runnel_runner_core::runner::{CancelSignal, Clock};
 use runnel_runner_core::typed::TypedOps;
-use runnel_runner_core::{Data, JobState, Key, Runner};
+use runnel_runner_core::{Data, JobState, Key, Runner, RunnerOptions};
 use std::collections::{BTreeMap, BTreeSet};
 use std::marker::PhantomData;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// A pipeline under construction. Cheap to clone: clones share the same graph.
 #[derive(Clone)]
@@ -202,11 +206,50 @@ impl Pipeline {
         Ok(Job { graph, bindings: b.bindings.clone() })
     }
 
-    /// Runs the pipeline on the runner its options name.
+    /// Runs the pipeline on the runner its options name, until every watermark reaches +∞.
     ///
     /// With `--dump-graph=FILE` it writes the graph as JSON to FILE and exits the process with
     /// status 0 without running anything, so every pipeline program honours that flag.
+    ///
+    /// A pipeline reading an unbounded source runs until the source ends (its watermark reaches
+    /// +∞); use [`Pipeline::run_async`] to be able to cancel it.
     pub fn run(&self) -> Result<PipelineResult, PipelineError> {
+        let (job, runner, options) = self.prepare()?;
+        let result = runner.run(job, &options)?;
+        Ok(PipelineResult { state: result.state, metrics: result.metrics })
+    }
+
+    /// Starts the pipeline on a thread of its own and returns at once; the handle can cancel the
+    /// job or wait for it. Honours `--dump-graph` as [`Pipeline::run`] does.
+    pub fn run_async(&self) -> Result<PipelineHandle, PipelineError> {
+        let (job, runner, options) = self.prepare()?;
+        Ok(PipelineHandle::spawn(job, runner, options))
+    }
+
+    /// As [`Pipeline::run_async`], with processing time read from `clock` (e.g. a
+    /// [`runnel_runner_core::runner::ManualClock`] the test advances) instead of the wall clock.
+    /// A pipeline with a TestStream has its own clock and refuses another one.
+    pub fn run_async_with_clock(&self, clock: Arc<dyn Clock>) -> Result<PipelineHandle, PipelineError> {
+        let (job, runner, mut options) = self.prepare()?;
+        options.clock = Some(clock);
+        Ok(PipelineHandle::spawn(job, runner, options))
+    }
+
+    /// Runs on the direct runner with adjusted runner options, ignoring `--runner` and
+    /// `--dump-graph` (for test tools that need the direct runner's hooks).
+    pub(crate) fn run_direct_with(
+        &self,
+        configure: impl FnOnce(&mut RunnerOptions),
+    ) -> Result<PipelineResult, PipelineError> {
+        let job = self.job()?;
+        let mut options = self.options().runner_options();
+        configure(&mut options);
+        let result = runnel_runner_direct::DirectRunner.run(job, &options)?;
+        Ok(PipelineResult { state: result.state, metrics: result.metrics })
+    }
+
+    /// The checked job, the runner its options name and the runner options; handles `--dump-graph`.
+    fn prepare(&self) -> Result<(Job, Box<dyn Runner + Send>, RunnerOptions), PipelineError> {
         let job = self.job()?;
         let options = self.options();
         if let Some(path) = &options.dump_graph {
@@ -214,13 +257,12 @@ impl Pipeline {
                 .map_err(|error| PipelineError::DumpGraph { path: path.display().to_string(), error })?;
             std::process::exit(0);
         }
-        let runner: Box<dyn Runner> = match options.runner {
+        let runner: Box<dyn Runner + Send> = match options.runner {
             RunnerKind::Direct => Box::new(runnel_runner_direct::DirectRunner),
             RunnerKind::Rayon => return Err(PipelineError::RunnerNotAvailable("rayon")),
             RunnerKind::Grpc => return Err(PipelineError::RunnerNotAvailable("grpc")),
         };
-        let result = runner.run(job, &options.runner_options())?;
-        Ok(PipelineResult { state: result.state, metrics: result.metrics })
+        Ok((job, runner, options.runner_options()))
     }
 }
 
@@ -232,6 +274,104 @@ fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()>
     std::fs::rename(&tmp, path).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
     })
+}
+
+/// A pipeline running on a thread of its own (see [`Pipeline::run_async`]).
+///
+/// Dropping the handle of a job that has not finished cancels it.
+pub struct PipelineHandle {
+    cancel: CancelSignal,
+    outcome: Receiver<Result<PipelineResult, PipelineError>>,
+    thread: Option<JoinHandle<()>>,
+    result: Option<Result<PipelineResult, PipelineError>>,
+}
+
+impl PipelineHandle {
+    fn spawn(job: Job, runner: Box<dyn Runner + Send>, mut options: RunnerOptions) -> Self {
+        let cancel = CancelSignal::new();
+        options.cancel = cancel.clone();
+        let (tx, outcome) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("runnel-job".into())
+            .spawn(move || {
+                let result = runner
+                    .run(job, &options)
+                    .map(|r| PipelineResult { state: r.state, metrics: r.metrics })
+                    .map_err(PipelineError::from);
+                let _ = tx.send(result);
+            })
+            .expect("the job thread starts");
+        PipelineHandle { cancel, outcome, thread: Some(thread), result: None }
+    }
+
+    /// Asks the job to stop; it ends in [`JobState::Cancelled`] at its next check (a job that
+    /// already finished keeps its state).
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+
+    /// Whether the job has ended (done, cancelled or failed).
+    pub fn is_finished(&mut self) -> bool {
+        self.wait_until_finish_timeout(Duration::ZERO)
+    }
+
+    /// Waits up to `timeout` for the job to end; true if it has.
+    pub fn wait_until_finish_timeout(&mut self, timeout: Duration) -> bool {
+        if self.result.is_some() {
+            return true;
+        }
+        match self.outcome.recv_timeout(timeout) {
+            Ok(result) => {
+                self.result = Some(result);
+                self.join();
+                true
+            }
+            Err(RecvTimeoutError::Timeout) => false,
+            Err(RecvTimeoutError::Disconnected) => {
+                self.join();
+                unreachable!("the job thread ended without a result and without panicking")
+            }
+        }
+    }
+
+    /// Waits for the job to end and returns how it ended.
+    pub fn wait_until_finish(mut self) -> Result<PipelineResult, PipelineError> {
+        if self.result.is_none() {
+            let result = self.outcome.recv();
+            self.join();
+            self.result = Some(result.unwrap_or_else(|_| unreachable!("the job thread ended without a result")));
+        }
+        self.result.take().expect("result set above")
+    }
+
+    /// Cancels the job and waits for it to end.
+    pub fn cancel_and_wait(self) -> Result<PipelineResult, PipelineError> {
+        self.cancel();
+        self.wait_until_finish()
+    }
+
+    /// Joins the job thread, re-raising its panic (a runner bug: user code panics are errors).
+    fn join(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            if let Err(panic) = thread.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    }
+}
+
+impl Drop for PipelineHandle {
+    fn drop(&mut self) {
+        if self.result.is_none() {
+            self.cancel.cancel();
+        }
+    }
+}
+
+impl std::fmt::Debug for PipelineHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipelineHandle").field("finished", &self.result.is_some()).finish()
+    }
 }
 
 /// What a finished pipeline reports.

@@ -1,23 +1,52 @@
-//! The push-based executor: pending bundles, consumers, and completion in topological order.
+//! The push-based executor: pending bundles, per-PCollection watermarks, processing-time timers,
+//! and sources (bounded, TestStream, unbounded readers).
+//!
+//! The loop: deliver every pending bundle (in shuffled order), release main input pushed back for
+//! side inputs that became ready, propagate watermarks in topological order (keyed operators get
+//! `advance_watermark` as their input watermark moves, and may fire), fire due processing-time
+//! timers, and repeat until quiescent; then advance one source (a bundle of a Create, one event of
+//! the TestStream, a poll of each unbounded reader) and start over. The job is done when every
+//! PCollection's watermark is +∞ and nothing is pending, or cancelled when its signal is raised.
 
 use rand::{Rng, SeedableRng};
 use runnel_model::exec::{
     Batch, Bindings, DoFnInstance, ElementOps, ExecContext, Executable, KeyedContext, KeyedOperator, SideInputAccess,
-    UserError, ViewMaterializer, ViewValue, WindowAssigner,
+    UnboundedReader, UserError, ViewMaterializer, ViewValue, WindowAssigner,
 };
 use runnel_model::metrics::{MetricsSnapshot, StepMetrics};
-use runnel_model::{urns, Graph, ParDoPayload, Timestamp, Window, WindowFnSpec, WindowIntoPayload};
+use runnel_model::{
+    urns, Graph, ParDoPayload, TestStreamEvent, TestStreamPayload, Timestamp, Window, WindowFnSpec, WindowIntoPayload,
+};
+use runnel_runner_core::runner::{CancelSignal, Clock, ManualClock, StepEvent, StepObserver, StepReport, WallClock};
 use runnel_runner_core::{panic_message, windows, JobResult, JobState, RunError, RunnerOptions};
 use std::collections::{BTreeMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// Where the TestStream's processing time starts: the epoch, as Beam's Python DirectRunner (Java's
+/// starts at the minimum timestamp; only aligned processing-time triggers can tell).
+pub(crate) const TEST_CLOCK_START: Timestamp = Timestamp(0);
+
+/// How long to sleep when only an idle unbounded source or a future timer can make progress.
+const IDLE_SLEEP: Duration = Duration::from_millis(2);
 
 struct PColl {
     id: String,
     ops: Arc<dyn ElementOps>,
     producer: usize,
     consumers: Vec<(usize, String)>,
+    /// Bundles of this PCollection waiting to be delivered.
     pending: usize,
+    /// No element that arrives later will have an earlier timestamp, unless it is late. Monotonic.
+    watermark: Timestamp,
+}
+
+/// One event of a TestStream, ready to replay.
+enum Scripted {
+    Elements { batches: Vec<Batch>, described: Vec<String> },
+    Watermark(Timestamp),
+    ProcessingTime(i64),
 }
 
 struct SideSlot {
@@ -55,6 +84,14 @@ enum Assign {
 
 enum Kind {
     Create(VecDeque<Batch>),
+    TestStream {
+        events: VecDeque<Scripted>,
+        watermark: Timestamp,
+    },
+    Reader {
+        reader: Box<dyn UnboundedReader>,
+        watermark: Timestamp,
+    },
     ParDo {
         factory: runnel_model::exec::DoFnFactory,
         payload: ParDoPayload,
@@ -62,8 +99,15 @@ enum Kind {
         sides: Vec<SideSlot>,
         views: Option<SideViews>,
         pushed_back: Vec<Batch>,
+        /// Smallest timestamp in `pushed_back` (holds the output watermark).
+        pushed_back_min: Timestamp,
     },
-    Keyed(Box<dyn KeyedOperator>),
+    Keyed {
+        op: Box<dyn KeyedOperator>,
+        /// `(processing time, timer)` of the last `advance_processing_time` call, so a timer the
+        /// operator does not clear is not fired again and again at the same time.
+        last_timer_call: Option<(Timestamp, Timestamp)>,
+    },
     PassThrough,
     WindowInto(Assign),
 }
@@ -71,11 +115,27 @@ enum Kind {
 struct Node {
     name: String,
     kind: Kind,
-    inputs: Vec<usize>,
+    /// The inputs whose watermark is the node's input watermark (all but side inputs).
+    main_inputs: Vec<usize>,
     /// Output PCollections by output index (ParDo payload order; one for the others).
     outputs: Vec<usize>,
-    done: bool,
+    /// Last input watermark seen (for keyed operators: last one they were advanced to).
+    input_watermark: Timestamp,
+    /// Monotonic output watermark: the input watermark held back by buffered data.
+    output_watermark: Timestamp,
     metrics: StepMetrics,
+}
+
+/// What advancing the sources did.
+enum Advance {
+    /// A bounded source emitted a bundle, or an unbounded reader gave data or moved on.
+    Progress,
+    /// The TestStream replayed one event.
+    Step(StepEvent),
+    /// Only unbounded readers are left, and none had anything.
+    Idle,
+    /// No source can make progress.
+    Nothing,
 }
 
 pub(crate) struct Executor {
@@ -84,6 +144,14 @@ pub(crate) struct Executor {
     pending: Vec<(usize, Batch)>,
     checks: bool,
     rng: rand::rngs::StdRng,
+    bundle_size: usize,
+    clock: Arc<dyn Clock>,
+    /// The TestStream's clock (processing time moves only on its events).
+    test_clock: Option<Arc<ManualClock>>,
+    cancel: CancelSignal,
+    observer: Option<StepObserver>,
+    /// Whether the TestStream's first event was replayed (the `Start` step is reported before).
+    stream_started: bool,
 }
 
 fn binding_error(transform: &str, message: impl Into<String>) -> RunError {
@@ -99,10 +167,45 @@ fn guarded<T>(step: &str, f: impl FnOnce() -> Result<T, UserError>) -> Result<T,
     }
 }
 
-fn now() -> Timestamp {
-    let ms =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-    Timestamp(ms)
+/// Replays a TestStream's payload with the batches the bindings hold for it.
+fn script(
+    name: &str,
+    payload: &TestStreamPayload,
+    batches: Vec<Batch>,
+    ops: &Arc<dyn ElementOps>,
+    describe: &(dyn Fn(&Batch) -> Vec<String> + Send + Sync),
+    bundle_size: usize,
+) -> Result<VecDeque<Scripted>, RunError> {
+    if batches.len() != payload.element_batches() {
+        return Err(binding_error(
+            name,
+            format!(
+                "the TestStream's payload has {} element events but the pipeline holds {} batches",
+                payload.element_batches(),
+                batches.len()
+            ),
+        ));
+    }
+    let mut batches = batches.into_iter();
+    let mut out = VecDeque::new();
+    for event in &payload.events {
+        out.push_back(match event {
+            TestStreamEvent::AddElements { count } => {
+                let batch = batches.next().expect("counted above");
+                if ops.len(&batch) != *count {
+                    return Err(binding_error(
+                        name,
+                        format!("an element event of {count} elements holds {}", ops.len(&batch)),
+                    ));
+                }
+                let described = describe(&batch);
+                Scripted::Elements { batches: ops.split(batch, bundle_size), described }
+            }
+            TestStreamEvent::AdvanceWatermark { watermark } => Scripted::Watermark(*watermark),
+            TestStreamEvent::AdvanceProcessingTime { advance_ms } => Scripted::ProcessingTime(*advance_ms),
+        });
+    }
+    Ok(out)
 }
 
 impl Executor {
@@ -119,16 +222,59 @@ impl Executor {
                     .cloned()
                     .ok_or_else(|| binding_error(name, format!("no element operations for pcollection '{pc}'")))?;
                 pc_index.insert(pc.clone(), pcs.len());
-                pcs.push(PColl { id: pc.clone(), ops, producer: i, consumers: Vec::new(), pending: 0 });
+                pcs.push(PColl {
+                    id: pc.clone(),
+                    ops,
+                    producer: i,
+                    consumers: Vec::new(),
+                    pending: 0,
+                    watermark: Timestamp::MIN,
+                });
             }
         }
+        let test_streams: Vec<&String> =
+            order.iter().filter(|n| graph.transforms[n.as_str()].urn == urns::TEST_STREAM).collect();
+        if test_streams.len() > 1 {
+            let names: Vec<String> = test_streams.iter().map(|n| format!("'{n}'")).collect();
+            return Err(RunError::Refused {
+                runner: "direct",
+                reason: format!(
+                    "a pipeline may hold one TestStream (it owns the processing-time clock), this one has {}: {}",
+                    names.len(),
+                    names.join(", ")
+                ),
+            });
+        }
+        let (clock, test_clock): (Arc<dyn Clock>, _) = match (test_streams.first(), &options.clock) {
+            (Some(stream), Some(_)) => {
+                return Err(RunError::Refused {
+                    runner: "direct",
+                    reason: format!(
+                        "TestStream '{stream}' controls processing time, so the pipeline cannot also be given a clock"
+                    ),
+                })
+            }
+            (Some(_), None) => {
+                let c = Arc::new(ManualClock::new(TEST_CLOCK_START));
+                (c.clone(), Some(c))
+            }
+            (None, Some(c)) => (c.clone(), None),
+            (None, None) => (Arc::new(WallClock), None),
+        };
         let mut nodes = Vec::new();
         for (i, name) in order.iter().enumerate() {
             let t = &graph.transforms[name];
             let pc = |id: &String| pc_index[id];
-            let mut inputs: Vec<usize> = Vec::new();
+            let mut main_inputs: Vec<usize> = Vec::new();
+            let side_tags: Vec<String> = if t.urn == urns::PAR_DO {
+                t.payload_as::<ParDoPayload>()?.side_inputs.into_iter().map(|s| s.tag).collect()
+            } else {
+                Vec::new()
+            };
             for (tag, id) in &t.inputs {
-                inputs.push(pc(id));
+                if !side_tags.contains(tag) {
+                    main_inputs.push(pc(id));
+                }
                 pcs[pc(id)].consumers.push((i, tag.clone()));
             }
             let mut outputs: Vec<usize> = t.outputs.values().map(pc).collect();
@@ -138,6 +284,16 @@ impl Executor {
                     let ops = &pcs[outputs[0]].ops;
                     let all = guarded(name, || elements())?;
                     Kind::Create(ops.split(all, options.bundle_size).into())
+                }
+                (urns::TEST_STREAM, Some(Executable::TestStream { elements, describe })) => {
+                    let payload: TestStreamPayload = t.payload_as()?;
+                    let batches = guarded(name, || elements())?;
+                    let ops = &pcs[outputs[0]].ops;
+                    let events = script(name, &payload, batches, ops, describe.as_ref(), options.bundle_size)?;
+                    Kind::TestStream { events, watermark: Timestamp::MIN }
+                }
+                (urns::READ_UNBOUNDED, Some(Executable::ReadUnbounded { open })) => {
+                    Kind::Reader { reader: guarded(name, || open())?, watermark: Timestamp::MIN }
                 }
                 (urns::PAR_DO, Some(Executable::ParDo { instantiate, side_inputs })) => {
                     let payload: ParDoPayload = t.payload_as()?;
@@ -163,18 +319,19 @@ impl Executor {
                         sides,
                         views: None,
                         pushed_back: vec![],
+                        pushed_back_min: Timestamp::MAX,
                     }
                 }
                 (urns::GROUP_BY_KEY, Some(Executable::GroupByKey { instantiate })) => {
                     let input = t.inputs.values().next().expect("validated");
                     let ws = graph.windowing_of(input).expect("validated").clone();
-                    Kind::Keyed(guarded(name, || instantiate(&ws))?)
+                    Kind::Keyed { op: guarded(name, || instantiate(&ws))?, last_timer_call: None }
                 }
                 (urns::COMBINE_PER_KEY, Some(Executable::Combine { instantiate })) => {
                     let input = t.inputs.values().next().expect("validated");
                     let ws = graph.windowing_of(input).expect("validated").clone();
                     let payload = t.payload_as()?;
-                    Kind::Keyed(guarded(name, || instantiate(&payload, &ws))?)
+                    Kind::Keyed { op: guarded(name, || instantiate(&payload, &ws))?, last_timer_call: None }
                 }
                 (urns::FLATTEN | urns::RESHUFFLE, None) => Kind::PassThrough,
                 (urns::WINDOW_INTO, executable) => {
@@ -195,9 +352,10 @@ impl Executor {
             nodes.push(Node {
                 name: name.clone(),
                 kind,
-                inputs,
+                main_inputs,
                 outputs,
-                done: false,
+                input_watermark: Timestamp::MIN,
+                output_watermark: Timestamp::MIN,
                 metrics: StepMetrics::default(),
             });
         }
@@ -207,32 +365,91 @@ impl Executor {
             pending: Vec::new(),
             checks: options.direct_checks,
             rng: rand::rngs::StdRng::seed_from_u64(options.seed),
+            bundle_size: options.bundle_size.max(1),
+            clock,
+            test_clock,
+            cancel: options.cancel.clone(),
+            observer: options.step_observer.clone(),
+            stream_started: false,
         })
     }
 
     pub(crate) fn run(mut self) -> Result<JobResult, RunError> {
-        let outcome = self.run_to_completion();
+        let outcome = self.run_loop();
         let teardown = self.teardown_all();
-        outcome?;
+        let state = outcome?;
         teardown?;
         let mut metrics = MetricsSnapshot::default();
         for node in &mut self.nodes {
             node.metrics.drain_into(&node.name, &mut metrics);
         }
-        Ok(JobResult { state: JobState::Done, metrics })
+        Ok(JobResult { state, metrics })
     }
 
-    fn run_to_completion(&mut self) -> Result<(), RunError> {
+    fn run_loop(&mut self) -> Result<JobState, RunError> {
+        let mut step: Option<StepEvent> = None;
         loop {
-            if let Some((pc, batch)) = self.next_pending() {
-                self.deliver(pc, batch)?;
-            } else if !self.pull_source()? && !self.complete_next()? {
-                break;
+            if !self.settle()? {
+                return Ok(JobState::Cancelled);
+            }
+            if let Some(event) = step.take() {
+                self.report(event);
+            }
+            if self.finished() {
+                return Ok(JobState::Done);
+            }
+            match self.advance_sources()? {
+                Advance::Progress => {}
+                Advance::Step(event) => step = Some(event),
+                Advance::Idle => std::thread::sleep(IDLE_SLEEP),
+                Advance::Nothing if self.test_clock.is_none() && self.has_timers() => std::thread::sleep(IDLE_SLEEP),
+                Advance::Nothing => {
+                    let stuck = self.nodes.iter().find(|n| n.output_watermark < Timestamp::MAX);
+                    let name = stuck.map(|n| n.name.as_str()).unwrap_or("<pipeline>");
+                    return Err(binding_error(
+                        name,
+                        "never completed (its output watermark stays below +inf and no source or timer can move it)",
+                    ));
+                }
             }
         }
-        match self.nodes.iter().find(|n| !n.done) {
-            Some(n) => Err(binding_error(&n.name, "never completed (the executor found no way to make progress)")),
-            None => Ok(()),
+    }
+
+    /// Runs to quiescence: every pending bundle delivered, pushed-back input released, watermarks
+    /// propagated, due timers fired. False when the job was cancelled meanwhile.
+    fn settle(&mut self) -> Result<bool, RunError> {
+        loop {
+            if self.cancel.is_cancelled() {
+                return Ok(false);
+            }
+            while let Some((pc, batch)) = self.next_pending() {
+                self.deliver(pc, batch)?;
+                if self.cancel.is_cancelled() {
+                    return Ok(false);
+                }
+            }
+            if self.release_pushed_back()? || self.propagate()? || self.fire_timers()? {
+                continue;
+            }
+            return Ok(true);
+        }
+    }
+
+    /// Every watermark at +∞ and nothing left to deliver.
+    fn finished(&self) -> bool {
+        self.pending.is_empty()
+            && self.pcs.iter().all(|p| p.watermark == Timestamp::MAX)
+            && self.nodes.iter().all(|n| n.output_watermark == Timestamp::MAX)
+    }
+
+    fn report(&self, event: StepEvent) {
+        if let Some(observer) = &self.observer {
+            let report = StepReport {
+                event,
+                processing_time: self.clock.now(),
+                watermarks: self.pcs.iter().map(|p| (p.id.clone(), p.watermark)).collect(),
+            };
+            (observer.0)(&report);
         }
     }
 
@@ -253,55 +470,202 @@ impl Executor {
         }
     }
 
-    fn pull_source(&mut self) -> Result<bool, RunError> {
+    /// Advances one source: a bundle of the first Create with bundles left; else one event of the
+    /// TestStream (after its last event, the advance of its watermark to +∞); else a poll of
+    /// every unbounded reader not yet at +∞.
+    fn advance_sources(&mut self) -> Result<Advance, RunError> {
         for i in 0..self.nodes.len() {
             if let Kind::Create(batches) = &mut self.nodes[i].kind {
                 if let Some(batch) = batches.pop_front() {
                     let out = self.nodes[i].outputs[0];
                     self.emit(out, batch);
-                    return Ok(true);
+                    return Ok(Advance::Progress);
                 }
             }
         }
-        Ok(false)
+        for i in 0..self.nodes.len() {
+            let Kind::TestStream { watermark, .. } = &self.nodes[i].kind else { continue };
+            if *watermark == Timestamp::MAX {
+                continue;
+            }
+            if !self.stream_started {
+                self.stream_started = true;
+                self.report(StepEvent::Start);
+            }
+            let Kind::TestStream { events, watermark } = &mut self.nodes[i].kind else { unreachable!() };
+            let event = match events.pop_front() {
+                Some(Scripted::Elements { batches, described }) => {
+                    let out = self.nodes[i].outputs[0];
+                    for batch in batches {
+                        self.emit(out, batch);
+                    }
+                    StepEvent::AddElements { elements: described }
+                }
+                Some(Scripted::Watermark(to)) => {
+                    *watermark = to;
+                    StepEvent::AdvanceWatermark { to }
+                }
+                Some(Scripted::ProcessingTime(by_ms)) => {
+                    self.test_clock.as_ref().expect("a TestStream has a test clock").advance(by_ms);
+                    StepEvent::AdvanceProcessingTime { by_ms }
+                }
+                // As Beam's runner: after the last event, the watermark advances to +∞.
+                None => {
+                    *watermark = Timestamp::MAX;
+                    StepEvent::AdvanceWatermark { to: Timestamp::MAX }
+                }
+            };
+            return Ok(Advance::Step(event));
+        }
+        let mut readers = false;
+        let mut progress = false;
+        let now = self.clock.now();
+        for i in 0..self.nodes.len() {
+            let node = &mut self.nodes[i];
+            let Kind::Reader { reader, watermark } = &mut node.kind else { continue };
+            if *watermark == Timestamp::MAX {
+                continue;
+            }
+            readers = true;
+            let poll = guarded(&node.name, || reader.poll(now))?;
+            if poll.watermark > *watermark {
+                *watermark = poll.watermark;
+                progress = true;
+            }
+            if let Some(batch) = poll.batch {
+                let out = node.outputs[0];
+                let ops = self.pcs[out].ops.clone();
+                if ops.len(&batch) > 0 {
+                    progress = true;
+                    for b in ops.split(batch, self.bundle_size) {
+                        self.emit(out, b);
+                    }
+                }
+            }
+        }
+        Ok(match (readers, progress) {
+            (_, true) => Advance::Progress,
+            (true, false) => Advance::Idle,
+            (false, false) => Advance::Nothing,
+        })
     }
 
+    /// Whether `pc` will receive nothing more.
     fn pc_complete(&self, pc: usize) -> bool {
-        self.nodes[self.pcs[pc].producer].done && self.pcs[pc].pending == 0
+        self.pcs[pc].watermark == Timestamp::MAX && self.pcs[pc].pending == 0
     }
 
-    /// With nothing pending: release pushed-back input whose side inputs are now complete, or
-    /// complete the first transform whose inputs are all complete.
-    fn complete_next(&mut self) -> Result<bool, RunError> {
+    /// The smallest timestamp among the pending bundles of `pc` (+∞ if none).
+    fn pending_min(&self, pc: usize) -> Timestamp {
+        if self.pcs[pc].pending == 0 {
+            return Timestamp::MAX;
+        }
+        let ops = &self.pcs[pc].ops;
+        self.pending
+            .iter()
+            .filter(|(p, _)| *p == pc)
+            .filter_map(|(_, b)| ops.min_timestamp(b))
+            .min()
+            .unwrap_or(Timestamp::MAX)
+    }
+
+    /// Releases main input pushed back until side inputs were ready, where they now are.
+    fn release_pushed_back(&mut self) -> Result<bool, RunError> {
         for i in 0..self.nodes.len() {
             let waiting = matches!(&self.nodes[i].kind, Kind::ParDo { pushed_back, .. } if !pushed_back.is_empty());
             if waiting && self.sides_ready(i)? {
-                let Kind::ParDo { pushed_back, .. } = &mut self.nodes[i].kind else { unreachable!() };
+                let Kind::ParDo { pushed_back, pushed_back_min, .. } = &mut self.nodes[i].kind else { unreachable!() };
+                *pushed_back_min = Timestamp::MAX;
                 for batch in std::mem::take(pushed_back) {
                     self.run_pardo(i, batch)?;
                 }
                 return Ok(true);
             }
         }
+        Ok(false)
+    }
+
+    /// One pass in topological order: each node's input watermark is the minimum of its main
+    /// inputs' watermarks; keyed operators are advanced to it (and may fire); its output
+    /// watermark is that, held back by buffered data (keyed holds, pushed-back input), and each
+    /// output PCollection's watermark is further held by its pending bundles. True when anything
+    /// moved or was emitted.
+    fn propagate(&mut self) -> Result<bool, RunError> {
+        let mut changed = false;
         for i in 0..self.nodes.len() {
-            if self.nodes[i].done || !self.nodes[i].inputs.iter().all(|&pc| self.pc_complete(pc)) {
+            let input = self.nodes[i].main_inputs.iter().map(|&pc| self.pcs[pc].watermark).min();
+            let input = input.unwrap_or(Timestamp::MAX);
+            let output = match &self.nodes[i].kind {
+                Kind::Create(batches) if batches.is_empty() => Timestamp::MAX,
+                Kind::Create(_) => Timestamp::MIN,
+                Kind::TestStream { watermark, .. } | Kind::Reader { watermark, .. } => *watermark,
+                Kind::ParDo { pushed_back_min, .. } => input.min(*pushed_back_min),
+                Kind::PassThrough | Kind::WindowInto(_) => input,
+                Kind::Keyed { .. } => {
+                    if input > self.nodes[i].input_watermark {
+                        self.nodes[i].input_watermark = input;
+                        let outputs = self.keyed(i, |op, ctx| op.advance_watermark(input, ctx))?;
+                        for b in outputs {
+                            self.emit(self.nodes[i].outputs[0], b);
+                        }
+                    }
+                    let Kind::Keyed { op, .. } = &self.nodes[i].kind else { unreachable!() };
+                    // At +∞ everything has fired and expired: nothing can be held any more.
+                    if input == Timestamp::MAX {
+                        Timestamp::MAX
+                    } else {
+                        input.min(op.watermark_hold())
+                    }
+                }
+            };
+            let node = &mut self.nodes[i];
+            node.input_watermark = node.input_watermark.max(input);
+            if output > node.output_watermark {
+                node.output_watermark = output;
+                changed = true;
+            }
+            let output = node.output_watermark;
+            for k in 0..self.nodes[i].outputs.len() {
+                let pc = self.nodes[i].outputs[k];
+                let w = output.min(self.pending_min(pc));
+                if w > self.pcs[pc].watermark {
+                    self.pcs[pc].watermark = w;
+                    changed = true;
+                }
+            }
+        }
+        Ok(changed || !self.pending.is_empty())
+    }
+
+    /// Whether a keyed operator that can still fire has a processing-time timer set.
+    fn has_timers(&self) -> bool {
+        self.nodes.iter().any(|n| match &n.kind {
+            Kind::Keyed { op, .. } => n.input_watermark < Timestamp::MAX && op.next_processing_time_timer().is_some(),
+            _ => false,
+        })
+    }
+
+    /// Fires the processing-time timers that are due. True when any operator was called.
+    fn fire_timers(&mut self) -> Result<bool, RunError> {
+        let now = self.clock.now();
+        let mut fired = false;
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].input_watermark == Timestamp::MAX {
                 continue;
             }
-            if let Kind::Create(batches) = &self.nodes[i].kind {
-                if !batches.is_empty() {
-                    continue;
-                }
+            let Kind::Keyed { op, last_timer_call } = &mut self.nodes[i].kind else { continue };
+            let Some(timer) = op.next_processing_time_timer() else { continue };
+            if timer > now || *last_timer_call == Some((now, timer)) {
+                continue;
             }
-            if let Kind::Keyed(_) = self.nodes[i].kind {
-                let outputs = self.keyed(i, |op, ctx| op.advance_watermark(Timestamp::MAX, ctx))?;
-                for b in outputs {
-                    self.emit(self.nodes[i].outputs[0], b);
-                }
+            *last_timer_call = Some((now, timer));
+            let outputs = self.keyed(i, |op, ctx| op.advance_processing_time(now, ctx))?;
+            for b in outputs {
+                self.emit(self.nodes[i].outputs[0], b);
             }
-            self.nodes[i].done = true;
-            return Ok(true);
+            fired = true;
         }
-        Ok(false)
+        Ok(fired)
     }
 
     fn sides_ready(&mut self, i: usize) -> Result<bool, RunError> {
@@ -359,13 +723,18 @@ impl Executor {
                     return Ok(());
                 }
                 if !pushed_back.is_empty() || !self.sides_ready(i)? {
-                    let Kind::ParDo { pushed_back, .. } = &mut self.nodes[i].kind else { unreachable!() };
+                    let main = self.nodes[i].main_inputs[0];
+                    let min = self.pcs[main].ops.min_timestamp(&batch).unwrap_or(Timestamp::MAX);
+                    let Kind::ParDo { pushed_back, pushed_back_min, .. } = &mut self.nodes[i].kind else {
+                        unreachable!()
+                    };
+                    *pushed_back_min = (*pushed_back_min).min(min);
                     pushed_back.push(batch);
                     return Ok(());
                 }
                 self.run_pardo(i, batch)
             }
-            Kind::Keyed(_) => {
+            Kind::Keyed { .. } => {
                 let outputs = self.keyed(i, |op, ctx| op.process(batch, ctx))?;
                 for b in outputs {
                     self.emit(self.nodes[i].outputs[0], b);
@@ -390,7 +759,9 @@ impl Executor {
                 self.emit(self.nodes[i].outputs[0], out);
                 Ok(())
             }
-            Kind::Create(_) => Err(binding_error(&self.nodes[i].name, "a Create has no inputs")),
+            Kind::Create(_) | Kind::TestStream { .. } | Kind::Reader { .. } => {
+                Err(binding_error(&self.nodes[i].name, "a source has no inputs"))
+            }
         }
     }
 
@@ -399,12 +770,12 @@ impl Executor {
         i: usize,
         f: impl FnOnce(&mut dyn KeyedOperator, &mut KeyedContext<'_>) -> Result<(), UserError>,
     ) -> Result<Vec<Batch>, RunError> {
+        let processing_time = self.clock.now();
         let node = &mut self.nodes[i];
-        let Kind::Keyed(op) = &mut node.kind else { unreachable!() };
+        let Kind::Keyed { op, .. } = &mut node.kind else { unreachable!() };
         let mut outputs = Vec::new();
         let mut sink = |b: Batch| outputs.push(b);
-        let mut ctx =
-            KeyedContext { step: &node.name, output: &mut sink, metrics: &mut node.metrics, processing_time: now() };
+        let mut ctx = KeyedContext { step: &node.name, output: &mut sink, metrics: &mut node.metrics, processing_time };
         guarded(&node.name, || f(op.as_mut(), &mut ctx))?;
         Ok(outputs)
     }
