@@ -363,3 +363,54 @@ fn test_stream_events_are_data_in_the_graph() {
     let back = runnel::model::Graph::from_json(&g.to_json()).unwrap();
     assert_eq!(back, g);
 }
+
+/// A Beam-style trigger transcript: early firings by processing time, the on-time pane, late
+/// firings per element, accumulating. Each step shows exactly the pane it caused.
+#[test]
+fn early_on_time_and_late_firings_step_by_step() {
+    let p = Pipeline::new(options());
+    let sums = p
+        .apply(
+            "Events",
+            TestStream::new()
+                .add_elements(vec![kv("a", 1, 1), kv("a", 2, 2)])
+                .advance_processing_time(5)
+                .add_elements(vec![kv("a", 4, 3)])
+                .advance_watermark_to(10)
+                .add_elements(vec![kv("a", 8, 4)])
+                .advance_watermark_to(200),
+        )
+        .apply(
+            "Window",
+            WindowInto::new(FixedWindows::of(10))
+                .triggering(
+                    AfterWatermark::past_end_of_window()
+                        .with_early_firings(AfterProcessingTime::past_first_element_in_pane().plus_delay_of(5))
+                        .with_late_firings(AfterCount::of(1)),
+                )
+                .accumulating_fired_panes()
+                .with_allowed_lateness(100),
+        )
+        .combine_per_key("Sum", combine::Sum::new());
+    let steps = transcript(&p, &sums).unwrap();
+    let text = show(&steps);
+    let w = Window::interval(0, 10);
+    let pane = |v: i64, timing, index, first, last| (("a".to_string(), v), w, timing, index, first, last, Timestamp(9));
+    let expected = vec![
+        // add 1@1, 2@2: the early timer is set for processing time 5.
+        vec![],
+        // processing time 5: the EARLY pane.
+        vec![pane(3, PaneTiming::Early, 0, true, false)],
+        // add 4@3: a new early timer for 10, which never comes.
+        vec![],
+        // watermark 10 passes 9: the ON_TIME pane, accumulating.
+        vec![pane(7, PaneTiming::OnTime, 1, false, false)],
+        // add 8@4, late: a LATE pane at once (late firings after each element).
+        vec![pane(15, PaneTiming::Late, 2, false, false)],
+        // watermark 200 passes 9 + 100: the window expires; nothing new, so no final pane.
+        vec![],
+        // +inf: nothing left.
+        vec![],
+    ];
+    assert_eq!(steps.iter().map(panes).collect::<Vec<_>>(), expected, "{text}");
+}
