@@ -197,6 +197,16 @@ macro_rules! conformance_suite {
                 fixed_windows_with_offset_shift_boundaries,
                 combine_globally_in_global_window_with_non_default_strategy,
                 passert_checks_contents_across_all_windows,
+                // Streaming: TestStream, lateness, watermark holds, unbounded sources.
+                test_stream_default_trigger_fires_on_time_panes_as_the_watermark_passes,
+                test_stream_ends_with_the_watermark_at_infinity,
+                test_stream_late_data_within_allowed_lateness_fires_a_late_pane,
+                test_stream_data_beyond_allowed_lateness_is_dropped_and_counted,
+                test_stream_reordered_input_gives_the_same_panes,
+                test_stream_watermark_hold_keeps_a_downstream_grouping_on_time,
+                test_stream_processing_time_advance_fires_early_pane,
+                unbounded_source_runs_until_its_watermark_reaches_infinity,
+                unbounded_source_is_cancelled_from_the_pipeline_handle,
                 // Failures.
                 dofn_error_fails_run_naming_transform,
                 dofn_panic_fails_run_naming_transform,

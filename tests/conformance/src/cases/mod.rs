@@ -8,6 +8,7 @@ mod failures;
 mod grouping;
 mod multi;
 mod side_inputs;
+mod streaming;
 mod structure;
 mod windowing;
 
@@ -18,5 +19,6 @@ pub use failures::*;
 pub use grouping::*;
 pub use multi::*;
 pub use side_inputs::*;
+pub use streaming::*;
 pub use structure::*;
 pub use windowing::*;
