@@ -133,3 +133,75 @@ pub fn handwritten_wordcount(input: &Path, output: &Path) -> std::io::Result<usi
     out.flush()?;
     Ok(counts.len())
 }
+
+/// The windowed-sum benchmark's input: event `i` of `n`, as `(key, timestamp_ms, score)`.
+///
+/// Keys are spread over `0..keys` by a hash of `i`; timestamps advance evenly over `span_ms` from
+/// [`WINDOWED_SUM_START_MS`] with up to a minute of disorder (as a stream's would be); scores are `0..100`.
+/// Deterministic, so Runnel and the baseline see the same events.
+pub fn windowed_sum_event(i: u64, n: u64, keys: u32, span_ms: i64) -> (u32, i64, i64) {
+    let h = splitmix64(i);
+    let key = (h % u64::from(keys)) as u32;
+    let jitter = ((h >> 32) % 60_000) as i64;
+    let ts = WINDOWED_SUM_START_MS + (i as i128 * span_ms as i128 / n.max(1) as i128) as i64 - jitter;
+    let score = ((h >> 16) % 100) as i64;
+    (key, ts, score)
+}
+
+/// Where the windowed-sum benchmark's event time starts: 2015-11-02 00:00 UTC.
+pub const WINDOWED_SUM_START_MS: i64 = 1_446_422_400_000;
+
+/// SplitMix64: a fast, well-mixed hash of a counter.
+pub fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// What a windowed sum gave: how many `(key, window)` sums, and the total of all sums.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WindowedSumResult {
+    /// Number of `(key, window)` outputs.
+    pub outputs: u64,
+    /// Sum of every output.
+    pub total: i64,
+}
+
+/// Hand-written single-threaded windowed sum of the benchmark's `n` events: a hash map from `(key, window start)`
+/// to the running sum, with the hasher `S` (the std one, or a faster one such as ahash).
+pub fn handwritten_windowed_sum<S: std::hash::BuildHasher + Default>(
+    n: u64,
+    keys: u32,
+    span_ms: i64,
+    window_ms: i64,
+) -> WindowedSumResult {
+    let mut sums: HashMap<(u32, i64), i64, S> = HashMap::default();
+    for i in 0..n {
+        let (key, ts, score) = windowed_sum_event(i, n, keys, span_ms);
+        let start = ts - ts.rem_euclid(window_ms);
+        *sums.entry((key, start)).or_insert(0) += score;
+    }
+    WindowedSumResult { outputs: sums.len() as u64, total: sums.values().sum() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windowed_sum_events_are_deterministic_and_spread() {
+        let n = 100_000;
+        let events: Vec<_> = (0..n).map(|i| windowed_sum_event(i, n, 10_000, 3_600_000)).collect();
+        assert_eq!(events, (0..n).map(|i| windowed_sum_event(i, n, 10_000, 3_600_000)).collect::<Vec<_>>());
+        let keys: std::collections::HashSet<u32> = events.iter().map(|e| e.0).collect();
+        assert_eq!(keys.len(), 10_000);
+        let (min, max) = events.iter().fold((i64::MAX, i64::MIN), |(a, b), e| (a.min(e.1), b.max(e.1)));
+        assert!(min >= WINDOWED_SUM_START_MS - 60_000 && max < WINDOWED_SUM_START_MS + 3_600_000, "{min} {max}");
+        assert!(events.iter().all(|e| (0..100).contains(&e.2)));
+        let std = handwritten_windowed_sum::<std::collections::hash_map::RandomState>(n, 10_000, 3_600_000, 60_000);
+        let fast = handwritten_windowed_sum::<ahash::RandomState>(n, 10_000, 3_600_000, 60_000);
+        assert_eq!(std, fast);
+        assert_eq!(std.total, events.iter().map(|e| e.2).sum::<i64>());
+    }
+}
