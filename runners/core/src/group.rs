@@ -105,6 +105,9 @@ impl<S, O> KeyWindow<S, O> {
     }
 }
 
+/// The live windows of one key.
+type KeyWindows<S, O> = Vec<KeyWindow<S, O>>;
+
 /// What firing needs besides the key-window: how to extract output, and the strategy.
 struct Config<R> {
     reducer: R,
@@ -130,7 +133,7 @@ pub struct GroupAlsoByWindow<K, V, R: Reducer<K, V>> {
     input_watermark: Timestamp,
     processing_time: Timestamp,
     /// Live key-windows, key first: a key rarely has more than a few live windows.
-    keys: AHashMap<K, Vec<KeyWindow<R::State, R::Output>>>,
+    keys: AHashMap<K, KeyWindows<R::State, R::Output>>,
     /// Keys with a key-window marked for evaluation in this bundle.
     touched: Vec<K>,
     out: Vec<WindowedValue<(K, R::Output)>>,
