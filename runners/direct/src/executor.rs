@@ -10,12 +10,13 @@
 
 use rand::{Rng, SeedableRng};
 use runnel_model::exec::{
-    Batch, Bindings, DoFnInstance, ElementOps, ExecContext, Executable, KeyedContext, KeyedOperator, SideInputAccess,
-    UnboundedReader, UserError, ViewMaterializer, ViewValue, WindowAssigner,
+    Batch, Bindings, DescribeBatch, DoFnInstance, ElementOps, ExecContext, Executable, KeyedContext, KeyedOperator,
+    SideInputAccess, UnboundedReader, UserError, ViewMaterializer, ViewValue, WindowAssigner,
 };
 use runnel_model::metrics::{MetricsSnapshot, StepMetrics};
 use runnel_model::{
-    urns, Graph, ParDoPayload, TestStreamEvent, TestStreamPayload, Timestamp, Window, WindowFnSpec, WindowIntoPayload,
+    urns, Graph, ParDoPayload, TestStreamEvent, TestStreamPayload, Timestamp, Trigger, Window, WindowFnSpec,
+    WindowIntoPayload,
 };
 use runnel_runner_core::runner::{CancelSignal, Clock, ManualClock, StepEvent, StepObserver, StepReport, WallClock};
 use runnel_runner_core::{panic_message, windows, JobResult, JobState, RunError, RunnerOptions};
@@ -44,7 +45,7 @@ struct PColl {
 
 /// One event of a TestStream, ready to replay.
 enum Scripted {
-    Elements { batches: Vec<Batch>, described: Vec<String> },
+    Elements(Batch),
     Watermark(Timestamp),
     ProcessingTime(i64),
 }
@@ -87,6 +88,8 @@ enum Kind {
     TestStream {
         events: VecDeque<Scripted>,
         watermark: Timestamp,
+        /// Describes an element event for step reports (only called when someone observes).
+        describe: DescribeBatch,
     },
     Reader {
         reader: Box<dyn UnboundedReader>,
@@ -102,14 +105,76 @@ enum Kind {
         /// Smallest timestamp in `pushed_back` (holds the output watermark).
         pushed_back_min: Timestamp,
     },
-    Keyed {
-        op: Box<dyn KeyedOperator>,
-        /// `(processing time, timer)` of the last `advance_processing_time` call, so a timer the
-        /// operator does not clear is not fired again and again at the same time.
-        last_timer_call: Option<(Timestamp, Timestamp)>,
-    },
+    Keyed(Box<KeyedSlot>),
     PassThrough,
     WindowInto(Assign),
+}
+
+/// A keyed operator and what the executor caches about it. Its hold and next timer may cost a
+/// scan of its state, so they are asked for only after the operator was called since the last
+/// time, and only when they can matter.
+struct KeyedSlot {
+    op: Box<dyn KeyedOperator>,
+    /// Whether the trigger has processing-time parts (otherwise no timer is ever set).
+    uses_processing_time: bool,
+    /// Last hold read, and whether the operator was called since.
+    hold: Timestamp,
+    hold_stale: bool,
+    /// Last next timer read, and whether the operator was called since.
+    next_timer: Option<Timestamp>,
+    timer_stale: bool,
+    /// `(processing time, timer)` of the last `advance_processing_time` call, so a timer the
+    /// operator does not clear is not fired again and again at the same time.
+    last_timer_call: Option<(Timestamp, Timestamp)>,
+}
+
+impl KeyedSlot {
+    fn new(op: Box<dyn KeyedOperator>, trigger: &Trigger) -> Box<Self> {
+        Box::new(KeyedSlot {
+            op,
+            uses_processing_time: uses_processing_time(trigger),
+            hold: Timestamp::MIN,
+            hold_stale: true,
+            next_timer: None,
+            timer_stale: true,
+            last_timer_call: None,
+        })
+    }
+
+    fn hold(&mut self) -> Timestamp {
+        if self.hold_stale {
+            self.hold = self.op.watermark_hold();
+            self.hold_stale = false;
+        }
+        self.hold
+    }
+
+    fn next_timer(&mut self) -> Option<Timestamp> {
+        if !self.uses_processing_time {
+            return None;
+        }
+        if self.timer_stale {
+            self.next_timer = self.op.next_processing_time_timer();
+            self.timer_stale = false;
+        }
+        self.next_timer
+    }
+}
+
+/// Whether a trigger has processing-time parts.
+fn uses_processing_time(t: &Trigger) -> bool {
+    match t {
+        Trigger::AfterProcessingTime { .. } => true,
+        Trigger::Default | Trigger::AfterCount { .. } | Trigger::Never | Trigger::Always => false,
+        Trigger::AfterWatermark { early, late } => {
+            early.as_deref().is_some_and(uses_processing_time) || late.as_deref().is_some_and(uses_processing_time)
+        }
+        Trigger::Repeatedly { trigger } => uses_processing_time(trigger),
+        Trigger::AfterEach { triggers } | Trigger::AfterAny { triggers } | Trigger::AfterAll { triggers } => {
+            triggers.iter().any(uses_processing_time)
+        }
+        Trigger::OrFinally { main, finally } => uses_processing_time(main) || uses_processing_time(finally),
+    }
 }
 
 struct Node {
@@ -173,8 +238,6 @@ fn script(
     payload: &TestStreamPayload,
     batches: Vec<Batch>,
     ops: &Arc<dyn ElementOps>,
-    describe: &(dyn Fn(&Batch) -> Vec<String> + Send + Sync),
-    bundle_size: usize,
 ) -> Result<VecDeque<Scripted>, RunError> {
     if batches.len() != payload.element_batches() {
         return Err(binding_error(
@@ -198,8 +261,7 @@ fn script(
                         format!("an element event of {count} elements holds {}", ops.len(&batch)),
                     ));
                 }
-                let described = describe(&batch);
-                Scripted::Elements { batches: ops.split(batch, bundle_size), described }
+                Scripted::Elements(batch)
             }
             TestStreamEvent::AdvanceWatermark { watermark } => Scripted::Watermark(*watermark),
             TestStreamEvent::AdvanceProcessingTime { advance_ms } => Scripted::ProcessingTime(*advance_ms),
@@ -289,8 +351,8 @@ impl Executor {
                     let payload: TestStreamPayload = t.payload_as()?;
                     let batches = guarded(name, || elements())?;
                     let ops = &pcs[outputs[0]].ops;
-                    let events = script(name, &payload, batches, ops, describe.as_ref(), options.bundle_size)?;
-                    Kind::TestStream { events, watermark: Timestamp::MIN }
+                    let events = script(name, &payload, batches, ops)?;
+                    Kind::TestStream { events, watermark: Timestamp::MIN, describe }
                 }
                 (urns::READ_UNBOUNDED, Some(Executable::ReadUnbounded { open })) => {
                     Kind::Reader { reader: guarded(name, || open())?, watermark: Timestamp::MIN }
@@ -325,13 +387,13 @@ impl Executor {
                 (urns::GROUP_BY_KEY, Some(Executable::GroupByKey { instantiate })) => {
                     let input = t.inputs.values().next().expect("validated");
                     let ws = graph.windowing_of(input).expect("validated").clone();
-                    Kind::Keyed { op: guarded(name, || instantiate(&ws))?, last_timer_call: None }
+                    Kind::Keyed(KeyedSlot::new(guarded(name, || instantiate(&ws))?, &ws.trigger))
                 }
                 (urns::COMBINE_PER_KEY, Some(Executable::Combine { instantiate })) => {
                     let input = t.inputs.values().next().expect("validated");
                     let ws = graph.windowing_of(input).expect("validated").clone();
                     let payload = t.payload_as()?;
-                    Kind::Keyed { op: guarded(name, || instantiate(&payload, &ws))?, last_timer_call: None }
+                    Kind::Keyed(KeyedSlot::new(guarded(name, || instantiate(&payload, &ws))?, &ws.trigger))
                 }
                 (urns::FLATTEN | urns::RESHUFFLE, None) => Kind::PassThrough,
                 (urns::WINDOW_INTO, executable) => {
@@ -492,14 +554,17 @@ impl Executor {
                 self.stream_started = true;
                 self.report(StepEvent::Start);
             }
-            let Kind::TestStream { events, watermark } = &mut self.nodes[i].kind else { unreachable!() };
+            let observed = self.observer.is_some();
+            let Kind::TestStream { events, watermark, describe } = &mut self.nodes[i].kind else { unreachable!() };
             let event = match events.pop_front() {
-                Some(Scripted::Elements { batches, described }) => {
+                Some(Scripted::Elements(batch)) => {
+                    let elements = if observed { describe(&batch) } else { Vec::new() };
                     let out = self.nodes[i].outputs[0];
-                    for batch in batches {
-                        self.emit(out, batch);
+                    let ops = self.pcs[out].ops.clone();
+                    for b in ops.split(batch, self.bundle_size) {
+                        self.emit(out, b);
                     }
-                    StepEvent::AddElements { elements: described }
+                    StepEvent::AddElements { elements }
                 }
                 Some(Scripted::Watermark(to)) => {
                     *watermark = to;
@@ -601,7 +666,7 @@ impl Executor {
                 Kind::TestStream { watermark, .. } | Kind::Reader { watermark, .. } => *watermark,
                 Kind::ParDo { pushed_back_min, .. } => input.min(*pushed_back_min),
                 Kind::PassThrough | Kind::WindowInto(_) => input,
-                Kind::Keyed { .. } => {
+                Kind::Keyed(_) => {
                     if input > self.nodes[i].input_watermark {
                         self.nodes[i].input_watermark = input;
                         let outputs = self.keyed(i, |op, ctx| op.advance_watermark(input, ctx))?;
@@ -609,12 +674,16 @@ impl Executor {
                             self.emit(self.nodes[i].outputs[0], b);
                         }
                     }
-                    let Kind::Keyed { op, .. } = &self.nodes[i].kind else { unreachable!() };
-                    // At +∞ everything has fired and expired: nothing can be held any more.
+                    let current = self.nodes[i].output_watermark;
+                    let Kind::Keyed(slot) = &mut self.nodes[i].kind else { unreachable!() };
                     if input == Timestamp::MAX {
+                        // At +∞ everything has fired and expired: nothing can be held any more.
                         Timestamp::MAX
+                    } else if input <= current {
+                        // The output cannot move: no need to read the hold.
+                        current
                     } else {
-                        input.min(op.watermark_hold())
+                        input.min(slot.hold())
                     }
                 }
             };
@@ -638,9 +707,9 @@ impl Executor {
     }
 
     /// Whether a keyed operator that can still fire has a processing-time timer set.
-    fn has_timers(&self) -> bool {
-        self.nodes.iter().any(|n| match &n.kind {
-            Kind::Keyed { op, .. } => n.input_watermark < Timestamp::MAX && op.next_processing_time_timer().is_some(),
+    fn has_timers(&mut self) -> bool {
+        self.nodes.iter_mut().any(|n| match &mut n.kind {
+            Kind::Keyed(slot) => n.input_watermark < Timestamp::MAX && slot.next_timer().is_some(),
             _ => false,
         })
     }
@@ -653,12 +722,12 @@ impl Executor {
             if self.nodes[i].input_watermark == Timestamp::MAX {
                 continue;
             }
-            let Kind::Keyed { op, last_timer_call } = &mut self.nodes[i].kind else { continue };
-            let Some(timer) = op.next_processing_time_timer() else { continue };
-            if timer > now || *last_timer_call == Some((now, timer)) {
+            let Kind::Keyed(slot) = &mut self.nodes[i].kind else { continue };
+            let Some(timer) = slot.next_timer() else { continue };
+            if timer > now || slot.last_timer_call == Some((now, timer)) {
                 continue;
             }
-            *last_timer_call = Some((now, timer));
+            slot.last_timer_call = Some((now, timer));
             let outputs = self.keyed(i, |op, ctx| op.advance_processing_time(now, ctx))?;
             for b in outputs {
                 self.emit(self.nodes[i].outputs[0], b);
@@ -734,7 +803,7 @@ impl Executor {
                 }
                 self.run_pardo(i, batch)
             }
-            Kind::Keyed { .. } => {
+            Kind::Keyed(_) => {
                 let outputs = self.keyed(i, |op, ctx| op.process(batch, ctx))?;
                 for b in outputs {
                     self.emit(self.nodes[i].outputs[0], b);
@@ -772,11 +841,13 @@ impl Executor {
     ) -> Result<Vec<Batch>, RunError> {
         let processing_time = self.clock.now();
         let node = &mut self.nodes[i];
-        let Kind::Keyed { op, .. } = &mut node.kind else { unreachable!() };
+        let Kind::Keyed(slot) = &mut node.kind else { unreachable!() };
+        slot.hold_stale = true;
+        slot.timer_stale = true;
         let mut outputs = Vec::new();
         let mut sink = |b: Batch| outputs.push(b);
         let mut ctx = KeyedContext { step: &node.name, output: &mut sink, metrics: &mut node.metrics, processing_time };
-        guarded(&node.name, || f(op.as_mut(), &mut ctx))?;
+        guarded(&node.name, || f(slot.op.as_mut(), &mut ctx))?;
         Ok(outputs)
     }
 
