@@ -8,13 +8,15 @@
 //! a minute of disorder, a score) are generated inside the pipeline by a ParDo from a few seeds, so the job measures
 //! windowing and grouping rather than holding the input. The pipeline: seeds → generate (stamping event time) →
 //! `WindowInto(FixedWindows 60 s)` → `CombinePerKey(Sum)` → a ParDo counting the outputs and adding them up in
-//! counters. Both programs must agree on the number of `(key, window)` sums and on their total; the benchmark reports
+//! counters. The streaming variant reads the same events from an unbounded source, in order of generation, with the
+//! watermark following them (see `runnel_windowed_sum_streaming`). Both programs must agree on the number of `(key, window)` sums and on their total; the benchmark reports
 //! events/s, best of 3 (strict checks on: 1 run).
 
 use std::time::Instant;
 
 use runnel::combine::Sum;
 use runnel::prelude::*;
+use runnel::unbounded::{ReadPoll, ReadUnbounded};
 use runnel_bench::{handwritten_windowed_sum, windowed_sum_event, WindowedSumResult};
 
 /// Beam's Python DirectRunner on this benchmark, from the issue: 1M events in 195 s.
@@ -43,6 +45,11 @@ fn runnel_windowed_sum(n: u64, span_ms: i64, checks: bool) -> WindowedSumResult 
             Ok(())
         }),
     );
+    sum_and_count(&p, events)
+}
+
+/// Windows `events` in fixed 1-minute windows, sums per key and window, runs, and counts the sums.
+fn sum_and_count(p: &Pipeline, events: PCollection<(u32, i64)>) -> WindowedSumResult {
     events
         .apply("FixedWindows", WindowInto::new(FixedWindows::of(WINDOW_MS)))
         .combine_per_key("SumPerKeyAndWindow", Sum::<i64>::new())
@@ -57,6 +64,45 @@ fn runnel_windowed_sum(n: u64, span_ms: i64, checks: bool) -> WindowedSumResult 
     let result = p.run().expect("the pipeline runs");
     WindowedSumResult { outputs: result.counter("outputs") as u64, total: result.counter("total") }
 }
+
+/// The same windowed sum in streaming: the events come from an unbounded source in polls of [`POLL`] events, in the
+/// order of `i` (so in event time up to a minute of disorder), with the watermark one minute behind the latest
+/// generated event (no event is late); windows fire as the watermark passes their end.
+fn runnel_windowed_sum_streaming(n: u64, span_ms: i64, checks: bool) -> WindowedSumResult {
+    let p = Pipeline::new(PipelineOptions::default().with_direct_checks(checks));
+    let events = p.apply(
+        "ReadEvents",
+        ReadUnbounded::from_fn(move || {
+            let mut next = 0u64;
+            move |_now: Timestamp| {
+                if next >= n {
+                    return Ok(ReadPoll::done());
+                }
+                let end = (next + POLL).min(n);
+                let elements: Vec<((u32, i64), Timestamp)> = (next..end)
+                    .map(|i| {
+                        let (key, ts, score) = windowed_sum_event(i, n, KEYS, span_ms);
+                        ((key, score), Timestamp(ts))
+                    })
+                    .collect();
+                next = end;
+                // Every later event is at most a minute earlier than its undisturbed time.
+                let watermark =
+                    if next >= n { Timestamp::MAX } else { Timestamp(undisturbed(next, n, span_ms) - 60_000) };
+                Ok(ReadPoll { elements, watermark })
+            }
+        }),
+    );
+    sum_and_count(&p, events)
+}
+
+/// Event `i`'s timestamp without its disorder.
+fn undisturbed(i: u64, n: u64, span_ms: i64) -> i64 {
+    runnel_bench::WINDOWED_SUM_START_MS + (i as i128 * span_ms as i128 / n.max(1) as i128) as i64
+}
+
+/// Events per poll of the streaming source.
+const POLL: u64 = 8_192;
 
 /// The best time of `runs` runs of `f`, and its result (every run must give the same).
 fn best_of<R: PartialEq + std::fmt::Debug>(runs: usize, mut f: impl FnMut() -> R) -> (f64, R) {
@@ -88,6 +134,11 @@ fn main() {
     let (on_secs, on) = best_of(1, || runnel_windowed_sum(n, span_ms, true));
     assert_eq!(on, expected, "Runnel (checks on) and the baseline disagree");
 
+    let (stream_off_secs, stream_off) = best_of(3, || runnel_windowed_sum_streaming(n, span_ms, false));
+    assert_eq!(stream_off, expected, "Runnel streaming (checks off) and the baseline disagree");
+    let (stream_on_secs, stream_on) = best_of(1, || runnel_windowed_sum_streaming(n, span_ms, true));
+    assert_eq!(stream_on, expected, "Runnel streaming (checks on) and the baseline disagree");
+
     println!(
         "windowed sum: {n} events, {KEYS} keys, {hours} h of event time in 1-minute windows → {} sums, total {}",
         expected.outputs, expected.total
@@ -98,6 +149,8 @@ fn main() {
         ("hand-written single-threaded Rust, ahash HashMap", ahash_secs),
         ("Runnel direct runner (batch), --direct-checks=off", off_secs),
         ("Runnel direct runner (batch), --direct-checks=on", on_secs),
+        ("Runnel direct runner (streaming), --direct-checks=off", stream_off_secs),
+        ("Runnel direct runner (streaming), --direct-checks=on", stream_on_secs),
     ] {
         let rate = n as f64 / secs;
         println!("{name:<52} {rate:>12.0} {:>10.0} {:>14.2}", rate / BEAM_PYTHON_EVENTS_S, secs / std_secs);
