@@ -55,27 +55,48 @@ struct SideSlot {
     pc: usize,
     window_fn: WindowFnSpec,
     materializer: Arc<dyn ViewMaterializer>,
+    /// Everything the side input delivered so far.
     batches: Vec<Batch>,
+    /// A view per window, built from `batches`.
+    views: BTreeMap<Window, ViewValue>,
+    /// The view of a window with no elements (or why there is none); set at the first build.
+    empty: Option<Result<ViewValue, String>>,
+    /// Whether `batches` changed since `views` was built.
+    stale: bool,
 }
 
-/// One materialised side input: its window function, a view per window, and the view of an
-/// empty window (or why there is none).
-type MaterializedSide = (WindowFnSpec, BTreeMap<Window, ViewValue>, Result<ViewValue, String>);
-
-struct SideViews {
-    views: Vec<MaterializedSide>,
+/// The side inputs of a ParDo as its DoFn reads them.
+struct SideViews<'a> {
+    slots: &'a [SideSlot],
 }
 
-impl SideInputAccess for SideViews {
+impl SideInputAccess for SideViews<'_> {
     fn get(&self, index: usize, main_window: &Window) -> Result<&ViewValue, UserError> {
-        let (spec, views, empty) =
-            self.views.get(index).ok_or_else(|| -> UserError { format!("no side input #{index}").into() })?;
-        let window = windows::side_input_window(spec, main_window)?;
-        match views.get(&window) {
-            Some(v) => Ok(v),
-            None => empty.as_ref().map_err(|e| -> UserError { e.clone().into() }),
+        let slot = self.slots.get(index).ok_or_else(|| -> UserError { format!("no side input #{index}").into() })?;
+        let window = windows::side_input_window(&slot.window_fn, main_window)?;
+        match (slot.views.get(&window), &slot.empty) {
+            (Some(v), _) => Ok(v),
+            (None, Some(Ok(v))) => Ok(v),
+            (None, Some(Err(e))) => Err(e.clone().into()),
+            (None, None) => Err(format!("side input '{}' is not materialised yet", slot.tag).into()),
         }
     }
+}
+
+/// Whether every side input is ready for a main-input element in `main_window`: complete, or its
+/// watermark past the end of the side window `main_window` maps to (all its on-time data is in).
+fn side_window_ready(sides: &[SideSlot], pcs: &[PColl], main_window: &Window) -> Result<bool, UserError> {
+    for side in sides {
+        let pc = &pcs[side.pc];
+        if pc.watermark == Timestamp::MAX && pc.pending == 0 {
+            continue;
+        }
+        let window = windows::side_input_window(&side.window_fn, main_window)?;
+        if pc.watermark <= window.max_timestamp() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 enum Assign {
@@ -100,10 +121,12 @@ enum Kind {
         payload: ParDoPayload,
         instance: Option<Box<dyn DoFnInstance>>,
         sides: Vec<SideSlot>,
-        views: Option<SideViews>,
+        /// Main input waiting for side inputs to be ready for its windows.
         pushed_back: Vec<Batch>,
         /// Smallest timestamp in `pushed_back` (holds the output watermark).
         pushed_back_min: Timestamp,
+        /// Side input progress (watermark, nothing pending) when `pushed_back` was last tried.
+        sides_seen: Vec<(Timestamp, bool)>,
     },
     Keyed(Box<KeyedSlot>),
     PassThrough,
@@ -371,7 +394,16 @@ impl Executor {
                             let id = &t.inputs[&spec.tag];
                             let window_fn =
                                 graph.windowing_of(id).map(|w| w.window_fn.clone()).unwrap_or(WindowFnSpec::Global);
-                            SideSlot { tag: spec.tag.clone(), pc: pc(id), window_fn, materializer, batches: Vec::new() }
+                            SideSlot {
+                                tag: spec.tag.clone(),
+                                pc: pc(id),
+                                window_fn,
+                                materializer,
+                                batches: Vec::new(),
+                                views: BTreeMap::new(),
+                                empty: None,
+                                stale: true,
+                            }
                         })
                         .collect();
                     Kind::ParDo {
@@ -379,9 +411,9 @@ impl Executor {
                         payload,
                         instance: None,
                         sides,
-                        views: None,
                         pushed_back: vec![],
                         pushed_back_min: Timestamp::MAX,
+                        sides_seen: Vec::new(),
                     }
                 }
                 (urns::GROUP_BY_KEY, Some(Executable::GroupByKey { instantiate })) => {
@@ -615,11 +647,6 @@ impl Executor {
         })
     }
 
-    /// Whether `pc` will receive nothing more.
-    fn pc_complete(&self, pc: usize) -> bool {
-        self.pcs[pc].watermark == Timestamp::MAX && self.pcs[pc].pending == 0
-    }
-
     /// The smallest timestamp among the pending bundles of `pc` (+∞ if none).
     fn pending_min(&self, pc: usize) -> Timestamp {
         if self.pcs[pc].pending == 0 {
@@ -634,20 +661,30 @@ impl Executor {
             .unwrap_or(Timestamp::MAX)
     }
 
-    /// Releases main input pushed back until side inputs were ready, where they now are.
+    /// Retries main input pushed back for side inputs, where their progress changed since the
+    /// last try. True when some of it ran.
     fn release_pushed_back(&mut self) -> Result<bool, RunError> {
+        let mut ran = false;
         for i in 0..self.nodes.len() {
-            let waiting = matches!(&self.nodes[i].kind, Kind::ParDo { pushed_back, .. } if !pushed_back.is_empty());
-            if waiting && self.sides_ready(i)? {
-                let Kind::ParDo { pushed_back, pushed_back_min, .. } = &mut self.nodes[i].kind else { unreachable!() };
-                *pushed_back_min = Timestamp::MAX;
-                for batch in std::mem::take(pushed_back) {
-                    self.run_pardo(i, batch)?;
-                }
-                return Ok(true);
+            let Kind::ParDo { sides, pushed_back, sides_seen, .. } = &self.nodes[i].kind else { continue };
+            if pushed_back.is_empty() {
+                continue;
+            }
+            let progress: Vec<(Timestamp, bool)> =
+                sides.iter().map(|s| (self.pcs[s.pc].watermark, self.pcs[s.pc].pending == 0)).collect();
+            if progress == *sides_seen {
+                continue;
+            }
+            let Kind::ParDo { pushed_back, pushed_back_min, sides_seen, .. } = &mut self.nodes[i].kind else {
+                unreachable!()
+            };
+            *sides_seen = progress;
+            *pushed_back_min = Timestamp::MAX;
+            for batch in std::mem::take(pushed_back) {
+                ran |= self.process_main(i, batch)?;
             }
         }
-        Ok(false)
+        Ok(ran)
     }
 
     /// One pass in topological order: each node's input watermark is the minimum of its main
@@ -737,26 +774,66 @@ impl Executor {
         Ok(fired)
     }
 
-    fn sides_ready(&mut self, i: usize) -> Result<bool, RunError> {
-        let Kind::ParDo { sides, views, .. } = &self.nodes[i].kind else { return Ok(true) };
-        if views.is_some() {
+    /// Runs the part of a main-input batch whose windows the side inputs are ready for, and
+    /// pushes the rest back. True when some of it ran.
+    fn process_main(&mut self, i: usize, batch: Batch) -> Result<bool, RunError> {
+        let Kind::ParDo { sides, .. } = &self.nodes[i].kind else { unreachable!() };
+        if sides.is_empty() {
+            self.run_pardo(i, batch)?;
             return Ok(true);
         }
-        if !sides.iter().all(|s| self.pc_complete(s.pc)) {
-            return Ok(false);
+        let ops = self.pcs[self.nodes[i].main_inputs[0]].ops.clone();
+        let windows = ops.windows(&batch);
+        let mut ready = std::collections::BTreeSet::new();
+        for w in &windows {
+            if guarded(&self.nodes[i].name, || side_window_ready(sides, &self.pcs, w))? {
+                ready.insert(*w);
+            }
         }
+        let (now, later) = if ready.len() == windows.len() {
+            (Some(batch), None)
+        } else if ready.is_empty() {
+            (None, Some(batch))
+        } else {
+            let now = ops.assign_windows(ops.clone_batch(&batch), &mut |_, w| {
+                if ready.contains(w) {
+                    vec![*w]
+                } else {
+                    vec![]
+                }
+            });
+            let later = ops.assign_windows(batch, &mut |_, w| if ready.contains(w) { vec![] } else { vec![*w] });
+            (Some(now), Some(later))
+        };
+        if let Some(batch) = later {
+            let min = ops.min_timestamp(&batch).unwrap_or(Timestamp::MAX);
+            let Kind::ParDo { pushed_back, pushed_back_min, .. } = &mut self.nodes[i].kind else { unreachable!() };
+            *pushed_back_min = (*pushed_back_min).min(min);
+            pushed_back.push(batch);
+        }
+        match now {
+            Some(batch) => {
+                self.refresh_views(i)?;
+                self.run_pardo(i, batch)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Rebuilds the views of side inputs that received data since they were last built.
+    fn refresh_views(&mut self, i: usize) -> Result<(), RunError> {
         let node = &mut self.nodes[i];
-        let Kind::ParDo { sides, views, .. } = &mut node.kind else { unreachable!() };
-        let mut built = Vec::new();
-        for side in sides.iter_mut() {
-            let batches = std::mem::take(&mut side.batches);
+        let Kind::ParDo { sides, .. } = &mut node.kind else { unreachable!() };
+        for side in sides.iter_mut().filter(|s| s.stale) {
             let step = format!("{} (side input '{}')", node.name, side.tag);
-            let map = guarded(&step, || side.materializer.materialize(&batches))?;
-            let empty = side.materializer.empty().map_err(|e| e.to_string());
-            built.push((side.window_fn.clone(), map, empty));
+            side.views = guarded(&step, || side.materializer.materialize(&side.batches))?;
+            if side.empty.is_none() {
+                side.empty = Some(side.materializer.empty().map_err(|e| e.to_string()));
+            }
+            side.stale = false;
         }
-        *views = Some(SideViews { views: built });
-        Ok(true)
+        Ok(())
     }
 
     fn deliver(&mut self, pc: usize, mut batch: Batch) -> Result<(), RunError> {
@@ -785,23 +862,14 @@ impl Executor {
     fn process(&mut self, i: usize, tag: &str, batch: Batch) -> Result<(), RunError> {
         let out_ops = self.pcs[self.nodes[i].outputs[0]].ops.clone();
         match &mut self.nodes[i].kind {
-            Kind::ParDo { sides, pushed_back, .. } => {
+            Kind::ParDo { sides, .. } => {
                 if tag != "main" {
                     let slot = sides.iter_mut().find(|s| s.tag == tag).expect("side tag validated");
                     slot.batches.push(batch);
+                    slot.stale = true;
                     return Ok(());
                 }
-                if !pushed_back.is_empty() || !self.sides_ready(i)? {
-                    let main = self.nodes[i].main_inputs[0];
-                    let min = self.pcs[main].ops.min_timestamp(&batch).unwrap_or(Timestamp::MAX);
-                    let Kind::ParDo { pushed_back, pushed_back_min, .. } = &mut self.nodes[i].kind else {
-                        unreachable!()
-                    };
-                    *pushed_back_min = (*pushed_back_min).min(min);
-                    pushed_back.push(batch);
-                    return Ok(());
-                }
-                self.run_pardo(i, batch)
+                self.process_main(i, batch).map(|_| ())
             }
             Kind::Keyed(_) => {
                 let outputs = self.keyed(i, |op, ctx| op.process(batch, ctx))?;
@@ -853,7 +921,7 @@ impl Executor {
 
     fn run_pardo(&mut self, i: usize, batch: Batch) -> Result<(), RunError> {
         let node = &mut self.nodes[i];
-        let Kind::ParDo { factory, payload, instance, views, .. } = &mut node.kind else { unreachable!() };
+        let Kind::ParDo { factory, payload, instance, sides, .. } = &mut node.kind else { unreachable!() };
         let name = &node.name;
         if instance.is_none() {
             let mut fresh = guarded(name, || factory(payload))?;
@@ -861,8 +929,8 @@ impl Executor {
             *instance = Some(fresh);
         }
         let dofn = instance.as_mut().expect("instance set up");
-        let no_sides = SideViews { views: Vec::new() };
-        let side_inputs: &dyn SideInputAccess = views.as_ref().unwrap_or(&no_sides);
+        let views = SideViews { slots: sides };
+        let side_inputs: &dyn SideInputAccess = &views;
         let mut produced: Vec<(usize, Batch)> = Vec::new();
         let mut sink = |idx: usize, b: Batch| produced.push((idx, b));
         let mut ctx = ExecContext { step: name, output: &mut sink, side_inputs, metrics: &mut node.metrics };

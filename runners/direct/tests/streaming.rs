@@ -414,3 +414,52 @@ fn early_on_time_and_late_firings_step_by_step() {
     ];
     assert_eq!(steps.iter().map(panes).collect::<Vec<_>>(), expected, "{text}");
 }
+
+/// A windowed side input in streaming: a main element waits only until the side input's
+/// watermark passes the end of its window, then reads that window's view; later windows wait on.
+#[test]
+fn windowed_side_input_releases_main_input_window_by_window() {
+    let p = Pipeline::new(options());
+    let windowed = p
+        .apply(
+            "Events",
+            TestStream::new()
+                .add_elements(vec![kv("a", 1, 1), kv("a", 2, 5), kv("b", 3, 12)])
+                .advance_watermark_to(10)
+                .add_elements(vec![kv("b", 4, 15)])
+                .advance_watermark_to(20),
+        )
+        .apply("Window", WindowInto::new(FixedWindows::of(10)));
+    let totals =
+        windowed.map("Values", |(_, v): (String, i64)| v).apply("Total", Combine::globally(combine::Sum::new()));
+    let total = View::as_singleton(&totals);
+    let read = total.clone();
+    let shares = windowed.apply(
+        "Share",
+        ParDo::from_fn(move |(k, v): (String, i64), ctx: &mut DoFnContext<'_, '_, (String, i64, i64)>| {
+            let t = *ctx.side_input(&read)?;
+            ctx.emit((k, v, t));
+            Ok(())
+        })
+        .with_side_input(&total),
+    );
+    let steps = transcript(&p, &shares).unwrap();
+    let text = show(&steps);
+    let sorted = |s: &Step<(String, i64, i64)>| {
+        let mut v = s.values();
+        v.sort();
+        v
+    };
+    let got: Vec<Vec<(String, i64, i64)>> = steps.iter().map(sorted).collect();
+    let expected: Vec<Vec<(String, i64, i64)>> = vec![
+        vec![],
+        vec![("a".into(), 1, 3), ("a".into(), 2, 3)],
+        vec![],
+        vec![("b".into(), 3, 7), ("b".into(), 4, 7)],
+        vec![],
+    ];
+    assert_eq!(got, expected, "{text}");
+    // The output watermark never passes an element still waiting (b@12).
+    assert!(steps[1].watermark <= Timestamp(12) && steps[2].watermark <= Timestamp(12), "{text}");
+    assert_eq!(steps[3].watermark, Timestamp(20), "{text}");
+}
