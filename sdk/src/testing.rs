@@ -877,4 +877,89 @@ mod tests {
             assert!(e.contains("window [0ms, 10ms): 1 has inconsistent pane metadata"), "{e}");
         }
     }
+
+    /// One key in window [0, 10), early firings after every element, late firings after every late element,
+    /// allowed lateness 100 ms: EARLY 0 [1], EARLY 1 [1+2], ON_TIME 2 when the watermark passes 10, LATE 3 for the
+    /// late 4; nothing new when the window expires, so no further pane.
+    fn streamed_sums(p: &Pipeline, window: WindowInto) -> PCollection<(String, i64)> {
+        p.apply(
+            "Scores",
+            TestStream::new()
+                .add_elements(vec![(kv("a", 1), 1)])
+                .add_elements(vec![(kv("a", 2), 2)])
+                .advance_watermark_to(10)
+                .add_elements(vec![(kv("a", 4), 3)])
+                .advance_watermark_to(200)
+                .add_elements(vec![(kv("a", 8), 4)])
+                .advance_watermark_to_infinity(),
+        )
+        .apply(
+            "Window",
+            window
+                .triggering(
+                    AfterWatermark::past_end_of_window()
+                        .with_early_firings(AfterCount::of(1))
+                        .with_late_firings(AfterCount::of(1)),
+                )
+                .with_allowed_lateness(100),
+        )
+        .combine_per_key("Sum", Sum::<i64>::new())
+    }
+
+    #[test]
+    fn streaming_panes_with_test_stream_accumulating() {
+        let p = Pipeline::new(PipelineOptions::default());
+        let sums = streamed_sums(&p, WindowInto::new(FixedWindows::of(10)).accumulating_fired_panes());
+        let first = w(0, 10);
+        PAssert::that(&sums).in_early_panes(first).equal_in_any_order(vec![kv("a", 1), kv("a", 3)]);
+        PAssert::that(&sums).in_on_time_pane(first).equal_in_any_order(vec![kv("a", 3)]);
+        PAssert::that(&sums).in_late_panes(first).equal_in_any_order(vec![kv("a", 7)]);
+        PAssert::that(&sums).in_non_late_panes(first).equal_in_any_order(vec![kv("a", 1), kv("a", 3), kv("a", 3)]);
+        PAssert::that(&sums).panes_in_window(
+            first,
+            vec![
+                ExpectedPane::early(0, vec![kv("a", 1)]),
+                ExpectedPane::early(1, vec![kv("a", 3)]),
+                ExpectedPane::on_time(2, vec![kv("a", 3)]),
+                ExpectedPane::late(3, vec![kv("a", 7)]),
+            ],
+        );
+        // The 8 arrived after the window expired: dropped (and counted), in no pane.
+        PAssert::that(&sums)
+            .in_window(first)
+            .satisfies(|xs| xs.iter().all(|(_, v)| *v < 8).then_some(()).ok_or_else(|| format!("{xs:?}")));
+        let result = p.run().unwrap();
+        assert_eq!(result.counter("dropped_due_to_lateness"), 1);
+    }
+
+    #[test]
+    fn streaming_panes_with_test_stream_discarding_and_retracting() {
+        let p = Pipeline::new(PipelineOptions::default());
+        let sums = streamed_sums(&p, WindowInto::new(FixedWindows::of(10)).discarding_fired_panes());
+        PAssert::that(&sums).panes_in_window(
+            w(0, 10),
+            vec![
+                ExpectedPane::early(0, vec![kv("a", 1)]),
+                ExpectedPane::early(1, vec![kv("a", 2)]),
+                // The on-time pane fires even with nothing new (FIRE_ALWAYS): a sum of nothing.
+                ExpectedPane::on_time(2, vec![kv("a", 0)]),
+                ExpectedPane::late(3, vec![kv("a", 4)]),
+            ],
+        );
+        p.run().unwrap();
+        let p = Pipeline::new(PipelineOptions::default());
+        let retracting = streamed_sums(&p, WindowInto::new(FixedWindows::of(10)).retracting_fired_panes());
+        PAssert::that(&retracting).panes_in_window(
+            w(0, 10),
+            vec![
+                ExpectedPane::early(0, vec![kv("a", 1)]),
+                ExpectedPane::early(1, vec![kv("a", 3)]).with_retractions(vec![kv("a", 1)]),
+                ExpectedPane::on_time(2, vec![kv("a", 3)]).with_retractions(vec![kv("a", 3)]),
+                ExpectedPane::late(3, vec![kv("a", 7)]).with_retractions(vec![kv("a", 3)]),
+            ],
+        );
+        // Value assertions see the new values only, as in accumulating mode.
+        PAssert::that(&retracting).in_late_panes(w(0, 10)).equal_in_any_order(vec![kv("a", 7)]);
+        p.run().unwrap();
+    }
 }
