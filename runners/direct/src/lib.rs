@@ -1,7 +1,13 @@
-//! The direct runner: Runnel's in-process reference runner.
+//! The direct runner: Runnel's in-process reference runner, batch and streaming.
 //!
 //! It executes every leaf transform of the graph in one thread, pushing typed batches from
-//! producers to consumers, and checks the model strictly by default:
+//! producers to consumers. Every PCollection has a watermark, propagated in topological order and
+//! held back by groupings' buffered data and pending bundles; groupings fire as their input
+//! watermark moves and as processing time (wall clock, TestStream test clock, or a given
+//! [`runnel_runner_core::runner::Clock`]) reaches their timers. A TestStream is replayed one event
+//! at a time, each run to quiescence (and reported to `RunnerOptions::step_observer`); unbounded
+//! readers are polled until their watermark reaches +∞ or the job is cancelled
+//! (`RunnerOptions::cancel`). It checks the model strictly by default:
 //! - the graph is round-tripped through its JSON form and validated before anything runs, so a
 //!   pipeline that could not be shipped to a cluster fails here first;
 //! - every element delivered to a transform is encoded and decoded with its coder;
