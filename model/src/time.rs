@@ -21,21 +21,25 @@ impl Timestamp {
     pub const MAX: Timestamp = Timestamp(i64::MAX / 1000);
 
     /// The max timestamp of the global window: one day before [`Timestamp::MAX`].
+    #[inline]
     pub const fn end_of_global_window() -> Timestamp {
         Timestamp(Self::MAX.0 - ONE_DAY_MS)
     }
 
     /// Milliseconds since the epoch.
+    #[inline]
     pub const fn millis(self) -> i64 {
         self.0
     }
 
     /// Adds `ms`, saturating at the bounds.
+    #[inline]
     pub fn plus(self, ms: i64) -> Timestamp {
         Timestamp(self.0.saturating_add(ms).clamp(Self::MIN.0, Self::MAX.0))
     }
 
     /// Subtracts `ms`, saturating at the bounds.
+    #[inline]
     pub fn minus(self, ms: i64) -> Timestamp {
         Timestamp(self.0.saturating_sub(ms).clamp(Self::MIN.0, Self::MAX.0))
     }

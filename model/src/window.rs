@@ -14,21 +14,25 @@ pub struct IntervalWindow {
 
 impl IntervalWindow {
     /// A window `[start, end)`.
+    #[inline]
     pub fn new(start: impl Into<Timestamp>, end: impl Into<Timestamp>) -> Self {
         IntervalWindow { start: start.into(), end: end.into() }
     }
 
     /// The last timestamp inside the window: `end - 1ms`.
+    #[inline]
     pub fn max_timestamp(&self) -> Timestamp {
         self.end.minus(1)
     }
 
     /// Whether the two windows overlap (share at least one millisecond).
+    #[inline]
     pub fn intersects(&self, other: &IntervalWindow) -> bool {
         self.start < other.end && other.start < self.end
     }
 
     /// The smallest window covering both.
+    #[inline]
     pub fn span(&self, other: &IntervalWindow) -> IntervalWindow {
         IntervalWindow { start: self.start.min(other.start), end: self.end.max(other.end) }
     }
@@ -47,6 +51,7 @@ pub enum Window {
 
 impl Window {
     /// The last timestamp inside the window (the global window ends one day before the maximum).
+    #[inline]
     pub fn max_timestamp(&self) -> Timestamp {
         match self {
             Window::Global => Timestamp::end_of_global_window(),
@@ -55,6 +60,7 @@ impl Window {
     }
 
     /// The interval, if this is an interval window.
+    #[inline]
     pub fn as_interval(&self) -> Option<&IntervalWindow> {
         match self {
             Window::Global => None,
@@ -63,6 +69,7 @@ impl Window {
     }
 
     /// A window `[start, end)`.
+    #[inline]
     pub fn interval(start: impl Into<Timestamp>, end: impl Into<Timestamp>) -> Window {
         Window::Interval(IntervalWindow::new(start, end))
     }
@@ -84,6 +91,7 @@ pub enum PaneTiming {
 
 impl PaneTiming {
     /// Beam's spelling: `EARLY`, `ON_TIME`, `LATE`, `UNKNOWN`.
+    #[inline]
     pub fn as_str(&self) -> &'static str {
         match self {
             PaneTiming::Early => "EARLY",
@@ -145,6 +153,7 @@ pub struct WindowedValue<T> {
 
 impl<T> WindowedValue<T> {
     /// A value in the global window at the minimum timestamp, as produced by bounded sources.
+    #[inline]
     pub fn in_global_window(value: T) -> Self {
         WindowedValue {
             value,
@@ -156,11 +165,13 @@ impl<T> WindowedValue<T> {
     }
 
     /// A value in the global window at `timestamp`.
+    #[inline]
     pub fn timestamped(value: T, timestamp: Timestamp) -> Self {
         WindowedValue { timestamp, ..Self::in_global_window(value) }
     }
 
     /// The same metadata around another value.
+    #[inline]
     pub fn with_value<U>(&self, value: U) -> WindowedValue<U> {
         WindowedValue {
             value,

@@ -85,8 +85,8 @@ struct KeyWindow<S, O> {
     /// Marked for a trigger evaluation at the end of the current bundle.
     to_evaluate: bool,
     trigger: TriggerState,
-    /// Kept out of line: most key-windows fire once, and the hash table stays small.
-    history: Option<Box<PaneHistory<O>>>,
+    /// `None` until the first firing.
+    history: Option<PaneHistory<O>>,
 }
 
 impl<S, O> KeyWindow<S, O> {
@@ -105,8 +105,24 @@ impl<S, O> KeyWindow<S, O> {
     }
 }
 
-/// The live windows of one key.
-type KeyWindows<S, O> = Vec<KeyWindow<S, O>>;
+/// A key, with its window when the map holds one entry per key and window.
+#[derive(Clone, PartialEq, Eq)]
+struct MapKey<K>(K, Option<Window>);
+
+impl<K: std::hash::Hash> std::hash::Hash for MapKey<K> {
+    // Hashes the window only when there is one: a key alone costs no more to find than in a
+    // map keyed by key (the common case of the global window).
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+        if let Some(w) = &self.1 {
+            w.hash(state);
+        }
+    }
+}
+
+/// The live windows of one map entry: one for non-merging window functions (kept inline, with no
+/// allocation), a key's sessions for merging ones.
+type KeyWindows<S, O> = smallvec::SmallVec<[KeyWindow<S, O>; 1]>;
 
 /// What firing needs besides the key-window: how to extract output, and the strategy.
 struct Config<R> {
@@ -132,10 +148,14 @@ pub struct GroupAlsoByWindow<K, V, R: Reducer<K, V>> {
     config: Config<R>,
     input_watermark: Timestamp,
     processing_time: Timestamp,
-    /// Live key-windows, key first: a key rarely has more than a few live windows.
-    keys: AHashMap<K, KeyWindows<R::State, R::Output>>,
-    /// Keys with a key-window marked for evaluation in this bundle.
-    touched: Vec<K>,
+    /// Live key-windows. With a non-merging window function the map key is `(key, Some(window))`
+    /// and the list holds that one key-window, so finding it is one hash lookup however many
+    /// windows a key has open; with a merging one it is `(key, None)` and the list holds the
+    /// key's sessions, which merge with each other; in the global window it is `(key, None)`
+    /// with the one global key-window.
+    keys: AHashMap<MapKey<K>, KeyWindows<R::State, R::Output>>,
+    /// Map keys with a key-window marked for evaluation in this bundle.
+    touched: Vec<MapKey<K>>,
     out: Vec<WindowedValue<(K, R::Output)>>,
     _v: std::marker::PhantomData<fn(V)>,
 }
@@ -188,7 +208,7 @@ impl<K: Key, V: Data, R: Reducer<K, V>> GroupAlsoByWindow<K, V, R> {
     fn merge_into(
         config: &Config<R>,
         key: &K,
-        windows: &mut Vec<KeyWindow<R::State, R::Output>>,
+        windows: &mut KeyWindows<R::State, R::Output>,
         window: Window,
     ) -> Result<usize, UserError> {
         let mut span = window;
@@ -209,7 +229,7 @@ impl<K: Key, V: Data, R: Reducer<K, V>> GroupAlsoByWindow<K, V, R> {
                 && matches!((span.as_interval(), kw.window.as_interval()), (Some(a), Some(b)) if a.intersects(b))
         };
         let (merged, kept): (Vec<_>, Vec<_>) = std::mem::take(windows).into_iter().partition(|kw| overlapping(kw));
-        *windows = kept;
+        *windows = kept.into_iter().collect();
         let trigger = &config.strategy.trigger;
         let states: Vec<&TriggerState> = merged.iter().map(|kw| &kw.trigger).collect();
         let mut target = KeyWindow::new(
@@ -228,9 +248,11 @@ impl<K: Key, V: Data, R: Reducer<K, V>> GroupAlsoByWindow<K, V, R> {
                 }
             }
             if let Some(h) = kw.history {
-                let t = target
-                    .history
-                    .get_or_insert_with(|| Box::new(PaneHistory { fired: 0, nonspeculative: 0, last_output: None }));
+                let t = target.history.get_or_insert_with(|| PaneHistory {
+                    fired: 0,
+                    nonspeculative: 0,
+                    last_output: None,
+                });
                 t.fired = t.fired.max(h.fired);
                 t.nonspeculative = t.nonspeculative.max(h.nonspeculative);
                 if t.last_output.is_none() {
@@ -258,8 +280,7 @@ impl<K: Key, V: Data, R: Reducer<K, V>> GroupAlsoByWindow<K, V, R> {
         }
         let is_last = occasion == Occasion::Expiry || kw.trigger.finished;
         let window = kw.window;
-        let history =
-            kw.history.get_or_insert_with(|| Box::new(PaneHistory { fired: 0, nonspeculative: 0, last_output: None }));
+        let history = kw.history.get_or_insert_with(|| PaneHistory { fired: 0, nonspeculative: 0, last_output: None });
         let timing = if !time.past_end_of_window_for(&window) {
             PaneTiming::Early
         } else if history.nonspeculative == 0 && kw.at_end_of_window {
@@ -333,7 +354,8 @@ impl<K: Key, V: Data, R: Reducer<K, V>> GroupAlsoByWindow<K, V, R> {
         let watermark = self.input_watermark;
         let processing_time = self.processing_time;
         let mut empty_keys = Vec::new();
-        for (key, windows) in self.keys.iter_mut() {
+        for (map_key, windows) in self.keys.iter_mut() {
+            let key = &map_key.0;
             let mut i = 0;
             while i < windows.len() {
                 let kw = &mut windows[i];
@@ -365,7 +387,7 @@ impl<K: Key, V: Data, R: Reducer<K, V>> GroupAlsoByWindow<K, V, R> {
                 }
             }
             if windows.is_empty() {
-                empty_keys.push(key.clone());
+                empty_keys.push(map_key.clone());
             }
         }
         for k in empty_keys {
@@ -386,6 +408,8 @@ impl<K: Key, V: Data, R: Reducer<K, V>> KeyedOperator for GroupAlsoByWindow<K, V
         self.processing_time = self.processing_time.max(ctx.processing_time);
         let input = downcast::<(K, V)>(input);
         let merging = self.config.strategy.window_fn.is_merging();
+        // In the global window every element of a key shares one window: key by key alone.
+        let one_window_per_entry = !merging && self.config.strategy.window_fn != WindowFnSpec::Global;
         let (mut late, mut closed) = (0i64, 0i64);
         for wv in input {
             if Self::expiry(&self.config.strategy, &wv.window) < self.input_watermark {
@@ -394,12 +418,14 @@ impl<K: Key, V: Data, R: Reducer<K, V>> KeyedOperator for GroupAlsoByWindow<K, V
             }
             let time = self.time(&wv.window);
             let (key, value) = wv.value;
-            let windows = match self.keys.get_mut(&key) {
+            let map_key = MapKey(key, if one_window_per_entry { Some(wv.window) } else { None });
+            let windows = match self.keys.get_mut(&map_key) {
                 Some(w) => w,
-                None => self.keys.entry(key.clone()).or_default(),
+                None => self.keys.entry(map_key.clone()).or_default(),
             };
+            let key = &map_key.0;
             let index = if merging {
-                Self::merge_into(&self.config, &key, windows, wv.window)?
+                Self::merge_into(&self.config, key, windows, wv.window)?
             } else {
                 match windows.iter().position(|kw| kw.window == wv.window) {
                     Some(i) => i,
@@ -416,9 +442,9 @@ impl<K: Key, V: Data, R: Reducer<K, V>> KeyedOperator for GroupAlsoByWindow<K, V
             }
             let state = match &mut kw.state {
                 Some(s) => s,
-                slot => slot.insert(self.config.reducer.create(&key)?),
+                slot => slot.insert(self.config.reducer.create(key)?),
             };
-            self.config.reducer.add(&key, state, value)?;
+            self.config.reducer.add(key, state, value)?;
             kw.has_new = true;
             kw.min_ts = kw.min_ts.min(wv.timestamp);
             kw.max_ts = kw.max_ts.max(wv.timestamp);
@@ -426,7 +452,7 @@ impl<K: Key, V: Data, R: Reducer<K, V>> KeyedOperator for GroupAlsoByWindow<K, V
             trigger::on_element(&self.config.strategy.trigger, &mut kw.trigger, &time);
             if !kw.to_evaluate && trigger::should_fire(&self.config.strategy.trigger, &kw.trigger, &time) {
                 kw.to_evaluate = true;
-                self.touched.push(key);
+                self.touched.push(map_key);
             }
         }
         if late > 0 {
@@ -436,8 +462,9 @@ impl<K: Key, V: Data, R: Reducer<K, V>> KeyedOperator for GroupAlsoByWindow<K, V
             ctx.metrics.inc_counter(DROPPED_DUE_TO_CLOSED_WINDOW, closed);
         }
         // As Beam: triggers are evaluated once per bundle, so a pane holds the whole bundle.
-        for key in std::mem::take(&mut self.touched) {
-            let Some(windows) = self.keys.get_mut(&key) else { continue };
+        for map_key in std::mem::take(&mut self.touched) {
+            let Some(windows) = self.keys.get_mut(&map_key) else { continue };
+            let key = &map_key.0;
             for kw in windows.iter_mut().filter(|kw| kw.to_evaluate) {
                 kw.to_evaluate = false;
                 let time = TriggerTime {
@@ -446,7 +473,7 @@ impl<K: Key, V: Data, R: Reducer<K, V>> KeyedOperator for GroupAlsoByWindow<K, V
                     window_max: kw.window.max_timestamp(),
                 };
                 if trigger::should_fire(&self.config.strategy.trigger, &kw.trigger, &time) {
-                    Self::fire(&self.config, &key, kw, &time, Occasion::Trigger, &mut self.out)?;
+                    Self::fire(&self.config, key, kw, &time, Occasion::Trigger, &mut self.out)?;
                 }
             }
             if self.out.len() >= OUTPUT_BATCH {
