@@ -10,6 +10,7 @@ mod multi;
 mod side_inputs;
 mod streaming;
 mod structure;
+mod triggers;
 mod windowing;
 
 pub use combining::*;
@@ -21,4 +22,5 @@ pub use multi::*;
 pub use side_inputs::*;
 pub use streaming::*;
 pub use structure::*;
+pub use triggers::*;
 pub use windowing::*;
