@@ -138,7 +138,7 @@ pub fn trigger_that_may_finish_is_warned_or_refused(options: PipelineOptions) {
     let p = Pipeline::new(options.with_refuse_unsafe_triggers(true));
     timestamped(&p, &[("a", 1, 1)])
         .apply("Window", WindowInto::new(FixedWindows::of(10)).triggering(AfterCount::of(3)));
-    let err = p.run().err().expect("refused at construction").to_string();
+    let err = p.run().expect_err("refused at construction").to_string();
     assert!(err.contains("may finish"), "{err}");
 
     let p = Pipeline::new(PipelineOptions::default());
