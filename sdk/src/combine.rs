@@ -101,6 +101,7 @@ impl<K: Key, F: CombineFn> PTransform<PCollection<(K, F::In)>> for CombinePerKey
         let out_coder = b.kv_coder::<K, F::Out>();
         let accumulator_coder = b.serde_coder::<F::Acc>();
         let name = b.current_name();
+        let window_fn = b.window_fn_of(input.id());
         drop(b);
         let f = self.f;
         let (combine_fn, instantiate): (FnRef, runnel_model::exec::CombineFactory) =
@@ -115,12 +116,17 @@ impl<K: Key, F: CombineFn> PTransform<PCollection<(K, F::In)>> for CombinePerKey
                         from_json(&value["value"])
                             .map_err(|e| format!("cannot rebuild the registered CombineFn from the graph: {e}").into())
                     };
-                    (
-                        FnRef::Registered { value: serde_json::json!({ "type": fn_name, "value": value }) },
+                    (FnRef::Registered { value: serde_json::json!({ "type": fn_name, "value": value }) }, {
+                        let window_fn = window_fn.clone();
                         Arc::new(move |payload, ws| {
-                            Ok(Box::new(GroupAlsoByWindow::<K, F::In, _>::new(CombineReducer(rebuild(payload)?), ws)?))
-                        }),
-                    )
+                            let reducer = CombineReducer(rebuild(payload)?);
+                            Ok(Box::new(GroupAlsoByWindow::<K, F::In, _>::with_window_fn(
+                                reducer,
+                                ws,
+                                window_fn.clone(),
+                            )?))
+                        })
+                    })
                 }
                 (None, builtin) => (
                     match builtin {
@@ -128,7 +134,8 @@ impl<K: Key, F: CombineFn> PTransform<PCollection<(K, F::In)>> for CombinePerKey
                         None => FnRef::Closure { transform: name },
                     },
                     Arc::new(move |_, ws| {
-                        Ok(Box::new(GroupAlsoByWindow::<K, F::In, _>::new(CombineReducer(f.clone()), ws)?))
+                        let reducer = CombineReducer(f.clone());
+                        Ok(Box::new(GroupAlsoByWindow::<K, F::In, _>::with_window_fn(reducer, ws, window_fn.clone())?))
                     }),
                 ),
             };

@@ -115,6 +115,8 @@ pub(crate) struct Builder {
     warnings: Vec<String>,
     coder_ids: BTreeMap<Coder, String>,
     strategy_ids: Vec<(WindowingStrategy, String)>,
+    /// The code of user window functions, by windowing strategy id (groupings need it to merge).
+    window_fns: BTreeMap<String, Arc<dyn runnel_model::exec::WindowAssigner>>,
     names: BTreeSet<String>,
     options: PipelineOptions,
 }
@@ -152,6 +154,7 @@ impl Pipeline {
                 warnings: Vec::new(),
                 coder_ids: BTreeMap::new(),
                 strategy_ids: Vec::new(),
+                window_fns: BTreeMap::new(),
                 names: BTreeSet::new(),
                 options,
             })),
@@ -596,6 +599,16 @@ impl Builder {
     /// Gives a PCollection of pairs key partitioning, keeping its coder.
     pub(crate) fn make_keyed_output<K: Key, V: Data>(&mut self, pc: &str) {
         self.bindings.elements.insert(pc.to_string(), Arc::new(TypedOps::<(K, V)>::keyed()));
+    }
+
+    /// Records the code of the user window function of a windowing strategy.
+    pub(crate) fn bind_window_fn(&mut self, strategy_id: &str, f: Arc<dyn runnel_model::exec::WindowAssigner>) {
+        self.window_fns.insert(strategy_id.to_string(), f);
+    }
+
+    /// The code of the user window function windowing `pc`, if it has one.
+    pub(crate) fn window_fn_of(&self, pc: &str) -> Option<Arc<dyn runnel_model::exec::WindowAssigner>> {
+        self.window_fns.get(&self.graph.pcollections.get(pc)?.windowing_strategy_id).cloned()
     }
 
     pub(crate) fn intern_strategy(&mut self, ws: WindowingStrategy) -> String {

@@ -313,13 +313,16 @@ impl<K: Key, V: Data> PTransform<PCollection<(K, V)>> for GroupByKey<K, V> {
         let strategy = b.strategy_of(input.id());
         let bounded = b.pcollection(input.id()).is_bounded;
         let coder = b.kv_iterable_coder::<K, V>();
+        let window_fn = b.window_fn_of(input.id());
         drop(b);
         let spec = PrimitiveSpec {
             urn: urns::GROUP_BY_KEY,
             inputs: vec![("in".into(), input.id().to_string())],
             payload: serde_json::Value::Null,
             executable: Some(Executable::GroupByKey {
-                instantiate: Arc::new(|ws| Ok(Box::new(GroupAlsoByWindow::<K, V, _>::new(BufferValues, ws)?))),
+                instantiate: Arc::new(move |ws| {
+                    Ok(Box::new(GroupAlsoByWindow::<K, V, _>::with_window_fn(BufferValues, ws, window_fn.clone())?))
+                }),
             }),
         };
         let out: PCollection<(K, Vec<V>)> = single_output(&pipeline, spec, strategy, bounded, Some(coder));

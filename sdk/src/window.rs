@@ -20,14 +20,27 @@ impl Sessions {
     }
 }
 
-/// A user window function: assigns each element to interval windows by its timestamp.
+/// A user window function: assigns each element to interval windows by its timestamp, and may
+/// merge windows (as sessions do).
 ///
 /// Register it at its application with [`WindowInto::custom`]: its fields are serialised into
-/// the graph under the given name, and runners rebuild it from there. (Merging user window
-/// functions are not supported yet: use [`Sessions`] for merging windows.)
+/// the graph under the given name, and runners rebuild it from there.
 pub trait WindowFn: Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static {
     /// The windows an element at `timestamp` belongs to.
     fn assign(&self, timestamp: Timestamp) -> Vec<Window>;
+
+    /// Whether windows merge; if so, [`WindowFn::merge`] says how.
+    fn is_merging(&self) -> bool {
+        false
+    }
+
+    /// Given the live windows of one key, the groups that merge, each with the window it
+    /// becomes. Windows in no group stay as they are. Called per key whenever a new window
+    /// appears; state and trigger state of a group merge with it.
+    fn merge(&self, windows: &[Window]) -> Vec<(Vec<Window>, Window)> {
+        let _ = windows;
+        Vec::new()
+    }
 }
 
 struct WindowFnAssigner<F>(F);
@@ -36,8 +49,8 @@ impl<F: WindowFn> WindowAssigner for WindowFnAssigner<F> {
     fn assign(&self, timestamp: Timestamp, _: &Window) -> Vec<Window> {
         self.0.assign(timestamp)
     }
-    fn merge(&self, _: &[Window]) -> Vec<(Vec<Window>, Window)> {
-        Vec::new()
+    fn merge(&self, windows: &[Window]) -> Vec<(Vec<Window>, Window)> {
+        self.0.merge(windows)
     }
 }
 
@@ -208,7 +221,7 @@ impl WindowInto {
     /// Windows by a user [`WindowFn`] registered under a stable `name`.
     pub fn custom<F: WindowFn>(name: &str, f: F) -> Self {
         let payload = serde_json::to_value(&f).unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }));
-        let spec = WindowFnSpec::Custom { name: name.to_string(), merging: false, payload };
+        let spec = WindowFnSpec::Custom { name: name.to_string(), merging: f.is_merging(), payload };
         WindowInto { strategy: WindowingStrategy::with_window_fn(spec), custom: Some(Arc::new(WindowFnAssigner(f))) }
     }
 
@@ -276,6 +289,9 @@ impl<T: Data> PTransform<PCollection<T>> for WindowInto {
             b.trigger_may_finish(&name, &self.strategy.trigger);
         }
         let strategy_id = b.intern_strategy(self.strategy.clone());
+        if let Some(window_fn) = &self.custom {
+            b.bind_window_fn(&strategy_id, window_fn.clone());
+        }
         let node = b.pcollection(input.id()).clone();
         drop(b);
         let spec = PrimitiveSpec {

@@ -10,11 +10,12 @@ use crate::trigger::{self, TriggerState, TriggerTime};
 use crate::typed::downcast;
 use crate::{Data, Key};
 use ahash::AHashMap;
-use runnel_model::exec::{Batch, KeyedContext, KeyedOperator, UserError};
+use runnel_model::exec::{Batch, KeyedContext, KeyedOperator, UserError, WindowAssigner};
 use runnel_model::{
     AccumulationMode, ClosingBehavior, OnTimeBehavior, PaneInfo, PaneTiming, Timestamp, TimestampCombiner, Window,
     WindowFnSpec, WindowedValue, WindowingStrategy,
 };
+use std::sync::Arc;
 
 /// What a pane of one key and window holds, and how it becomes output.
 pub trait Reducer<K, V>: Send + 'static {
@@ -128,6 +129,8 @@ type KeyWindows<S, O> = smallvec::SmallVec<[KeyWindow<S, O>; 1]>;
 struct Config<R> {
     reducer: R,
     strategy: WindowingStrategy,
+    /// The code of a merging user window function.
+    window_fn: Option<Arc<dyn WindowAssigner>>,
 }
 
 /// Output elements are handed to the runner in batches of this many.
@@ -172,11 +175,25 @@ enum Occasion {
 impl<K: Key, V: Data, R: Reducer<K, V>> GroupAlsoByWindow<K, V, R> {
     /// A grouping for `strategy`, or an error naming what is not supported.
     pub fn new(reducer: R, strategy: &WindowingStrategy) -> Result<Self, UserError> {
+        Self::with_window_fn(reducer, strategy, None)
+    }
+
+    /// A grouping whose merging user window function's code is `window_fn` (built-in window
+    /// functions need none).
+    pub fn with_window_fn(
+        reducer: R,
+        strategy: &WindowingStrategy,
+        window_fn: Option<Arc<dyn WindowAssigner>>,
+    ) -> Result<Self, UserError> {
         if let WindowFnSpec::Custom { name, merging: true, .. } = &strategy.window_fn {
-            return Err(format!("merging user window function '{name}' is not supported by the runner core").into());
+            if window_fn.is_none() {
+                return Err(
+                    format!("the merging user window function '{name}' has no code bound to this grouping").into()
+                );
+            }
         }
         Ok(GroupAlsoByWindow {
-            config: Config { reducer, strategy: strategy.clone() },
+            config: Config { reducer, strategy: strategy.clone(), window_fn },
             input_watermark: Timestamp::MIN,
             processing_time: Timestamp::MIN,
             keys: AHashMap::new(),
@@ -204,31 +221,54 @@ impl<K: Key, V: Data, R: Reducer<K, V>> GroupAlsoByWindow<K, V, R> {
         }
     }
 
-    /// Merges the key's session windows that overlap `window` into one; returns its index.
-    fn merge_into(
+    /// The windows of the key that merge with the new `window`, and the window they become:
+    /// overlapping intervals for sessions, the user function's choice otherwise.
+    fn merge_plan(
         config: &Config<R>,
-        key: &K,
-        windows: &mut KeyWindows<R::State, R::Output>,
+        windows: &KeyWindows<R::State, R::Output>,
         window: Window,
-    ) -> Result<usize, UserError> {
+    ) -> (Vec<Window>, Window) {
+        let active = windows.iter().filter(|kw| !kw.trigger.finished).map(|kw| kw.window);
+        if let Some(f) = &config.window_fn {
+            let mut all: Vec<Window> = active.collect();
+            if !all.contains(&window) {
+                all.push(window);
+            }
+            return f
+                .merge(&all)
+                .into_iter()
+                .find(|(group, _)| group.contains(&window))
+                .unwrap_or_else(|| (vec![window], window));
+        }
+        let active: Vec<Window> = active.collect();
         let mut span = window;
         loop {
-            let grown = windows.iter().filter(|kw| !kw.trigger.finished).fold(span, |acc, kw| {
-                match (acc.as_interval(), kw.window.as_interval()) {
-                    (Some(a), Some(b)) if a.intersects(b) => Window::Interval(a.span(b)),
-                    _ => acc,
-                }
+            let grown = active.iter().fold(span, |acc, w| match (acc.as_interval(), w.as_interval()) {
+                (Some(a), Some(b)) if a.intersects(b) => Window::Interval(a.span(b)),
+                _ => acc,
             });
             if grown == span {
                 break;
             }
             span = grown;
         }
-        let overlapping = |kw: &KeyWindow<R::State, R::Output>| {
-            !kw.trigger.finished
-                && matches!((span.as_interval(), kw.window.as_interval()), (Some(a), Some(b)) if a.intersects(b))
-        };
-        let (merged, kept): (Vec<_>, Vec<_>) = std::mem::take(windows).into_iter().partition(|kw| overlapping(kw));
+        let group = active
+            .into_iter()
+            .filter(|w| matches!((span.as_interval(), w.as_interval()), (Some(a), Some(b)) if a.intersects(b)))
+            .collect();
+        (group, span)
+    }
+
+    /// Merges the key's windows that merge with `window` into one; returns its index.
+    fn merge_into(
+        config: &Config<R>,
+        key: &K,
+        windows: &mut KeyWindows<R::State, R::Output>,
+        window: Window,
+    ) -> Result<usize, UserError> {
+        let (group, span) = Self::merge_plan(config, windows, window);
+        let (merged, kept): (Vec<_>, Vec<_>) =
+            std::mem::take(windows).into_iter().partition(|kw| !kw.trigger.finished && group.contains(&kw.window));
         *windows = kept.into_iter().collect();
         let trigger = &config.strategy.trigger;
         let states: Vec<&TriggerState> = merged.iter().map(|kw| &kw.trigger).collect();

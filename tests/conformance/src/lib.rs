@@ -182,6 +182,7 @@ macro_rules! conformance_suite {
                 registered_combine_fn_is_serialised_in_graph_and_runs,
                 sessions_merge_per_key_in_batch,
                 user_window_fn_assigns_windows,
+                merging_user_window_fn_merges_windows_and_state,
                 repeated_count_trigger_accumulating_ends_with_the_full_sum,
                 retracting_panes_keep_a_downstream_sum_correct,
                 trigger_that_may_finish_is_warned_or_refused,

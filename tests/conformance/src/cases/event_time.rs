@@ -149,3 +149,56 @@ pub fn trigger_that_may_finish_is_warned_or_refused(options: PipelineOptions) {
     );
     assert!(p.warnings().is_empty(), "late firings repeat: nothing is dropped");
 }
+
+/// A merging user window function: sessions in which windows that merely touch also merge
+/// (built-in sessions merge only overlapping ones).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct TouchingSessions {
+    gap: i64,
+}
+
+impl WindowFn for TouchingSessions {
+    fn assign(&self, t: Timestamp) -> Vec<Window> {
+        vec![Window::interval(t.0, t.0 + self.gap)]
+    }
+    fn is_merging(&self) -> bool {
+        true
+    }
+    fn merge(&self, windows: &[Window]) -> Vec<(Vec<Window>, Window)> {
+        let mut sorted: Vec<Window> = windows.to_vec();
+        sorted.sort();
+        let mut groups: Vec<(Vec<Window>, Window)> = Vec::new();
+        for w in sorted {
+            let iv = *w.as_interval().expect("interval windows");
+            match groups.last_mut() {
+                Some((group, Window::Interval(span))) if iv.start <= span.end => {
+                    group.push(w);
+                    *span = span.span(&iv);
+                }
+                _ => groups.push((vec![w], w)),
+            }
+        }
+        groups.into_iter().filter(|(g, _)| g.len() > 1).collect()
+    }
+}
+
+/// A merging user window function merges windows (and their state) as it says, on every
+/// grouping downstream of it.
+pub fn merging_user_window_fn_merges_windows_and_state(options: PipelineOptions) {
+    let p = Pipeline::new(options);
+    timestamped(&p, &[("a", 1, 0), ("a", 2, 10), ("a", 4, 30), ("b", 8, 5)])
+        .apply("Touching", WindowInto::custom("conformance.TouchingSessions", TouchingSessions { gap: 10 }))
+        .combine_per_key("Sum", combine::Sum::<i64>::new())
+        .apply("Reify", Reify)
+        .map("Window", |((k, v), w, _, _)| (k, v, w))
+        .apply(
+            "Check",
+            PAssert::equal_in_any_order(vec![
+                ("a".to_string(), 3, Window::interval(0, 20)),
+                ("a".into(), 4, Window::interval(30, 40)),
+                ("b".into(), 8, Window::interval(5, 15)),
+            ]),
+        );
+    assert!(p.graph().to_json().contains("\"merging\": true"));
+    run_ok(&p);
+}
