@@ -47,7 +47,7 @@ pub mod prelude {
     pub use crate::dofn::{DoFn, DoFnContext, OutputTag, ParDo};
     pub use crate::side_input::{PCollectionView, View};
     pub use crate::test_stream::TestStream;
-    pub use crate::testing::PAssert;
+    pub use crate::testing::{ExpectedPane, PAssert};
     pub use crate::transforms::*;
     pub use crate::unbounded::{ReadPoll, ReadUnbounded, UnboundedReader};
     pub use crate::window::{
