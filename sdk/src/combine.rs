@@ -96,7 +96,13 @@ impl<K: Key, F: CombineFn> PTransform<PCollection<(K, F::In)>> for CombinePerKey
         let pipeline = input.pipeline().clone();
         let mut b = pipeline.lock();
         b.make_keyed::<K, F::In>(input.id());
-        let strategy = b.strategy_of(input.id());
+        // The output carries the continuation of the trigger, as in Beam, so a grouping downstream
+        // fires as this one's panes arrive.
+        let strategy = {
+            let mut s = b.strategy_of(input.id());
+            s.trigger = runnel_runner_core::trigger::continuation(&s.trigger);
+            s
+        };
         let bounded = b.pcollection(input.id()).is_bounded;
         let out_coder = b.kv_coder::<K, F::Out>();
         let accumulator_coder = b.serde_coder::<F::Acc>();
@@ -204,6 +210,8 @@ impl<F: CombineFn> PTransform<PCollection<F::In>> for CombineGlobally<F> {
             })
             .with_side_input(&seen),
         );
+        // Flatten needs one windowing: the combine's output carries the trigger's continuation.
+        let strategy = combined.windowing_strategy();
         let default = if default.windowing_strategy() == strategy {
             default
         } else {

@@ -310,7 +310,13 @@ impl<K: Key, V: Data> PTransform<PCollection<(K, V)>> for GroupByKey<K, V> {
         let pipeline = input.pipeline().clone();
         let mut b = pipeline.lock();
         b.make_keyed::<K, V>(input.id());
-        let strategy = b.strategy_of(input.id());
+        // The output carries the continuation of the trigger, as in Beam, so a grouping downstream
+        // fires as this one's panes arrive.
+        let strategy = {
+            let mut s = b.strategy_of(input.id());
+            s.trigger = runnel_runner_core::trigger::continuation(&s.trigger);
+            s
+        };
         let bounded = b.pcollection(input.id()).is_bounded;
         let coder = b.kv_iterable_coder::<K, V>();
         let window_fn = b.window_fn_of(input.id());

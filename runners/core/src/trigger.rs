@@ -398,3 +398,50 @@ mod tests {
         assert!(should_fire(&t, &merge(&t, &[&a, &b]), &time(0, 0)));
     }
 }
+
+/// The trigger of a grouping's output (Beam's continuation trigger): what a grouping downstream
+/// should use so that it fires when the upstream panes arrive rather than wait again for the
+/// same conditions. Counts become AfterCount(1); processing-time delays become "as soon as data
+/// arrives" (AfterCount(1), in place of Beam's synchronized processing time).
+pub fn continuation(trigger: &Trigger) -> Trigger {
+    let boxed = |t: &Trigger| Box::new(continuation(t));
+    let all = |ts: &[Trigger]| ts.iter().map(continuation).collect::<Vec<_>>();
+    match trigger {
+        Trigger::Default | Trigger::Never | Trigger::Always => trigger.clone(),
+        Trigger::AfterWatermark { early, late } => {
+            Trigger::AfterWatermark { early: early.as_deref().map(boxed), late: late.as_deref().map(boxed) }
+        }
+        Trigger::AfterProcessingTime { .. } | Trigger::AfterCount { .. } => Trigger::AfterCount { count: 1 },
+        Trigger::Repeatedly { trigger } => Trigger::Repeatedly { trigger: boxed(trigger) },
+        // As Beam: a sequence continues as "any of its continuations", repeatedly.
+        Trigger::AfterEach { triggers } => {
+            Trigger::Repeatedly { trigger: Box::new(Trigger::AfterAny { triggers: all(triggers) }) }
+        }
+        Trigger::AfterAny { triggers } => Trigger::AfterAny { triggers: all(triggers) },
+        Trigger::AfterAll { triggers } => Trigger::AfterAll { triggers: all(triggers) },
+        Trigger::OrFinally { main, finally } => Trigger::OrFinally { main: boxed(main), finally: boxed(finally) },
+    }
+}
+
+#[cfg(test)]
+mod continuation_tests {
+    use super::*;
+
+    #[test]
+    fn continuations_fire_as_upstream_panes_arrive() {
+        let t = Trigger::AfterWatermark {
+            early: Some(Box::new(Trigger::AfterProcessingTime {
+                transforms: vec![TimeTransform::Delay { delay_ms: 60_000 }],
+            })),
+            late: Some(Box::new(Trigger::AfterCount { count: 5 })),
+        };
+        assert_eq!(
+            continuation(&t),
+            Trigger::AfterWatermark {
+                early: Some(Box::new(Trigger::AfterCount { count: 1 })),
+                late: Some(Box::new(Trigger::AfterCount { count: 1 })),
+            }
+        );
+        assert_eq!(continuation(&Trigger::Default), Trigger::Default);
+    }
+}

@@ -198,6 +198,7 @@ macro_rules! conformance_suite {
                 closing_behaviour_fire_always_emits_the_final_pane,
                 retracting_group_by_key_sum_equals_accumulating_in_every_pane,
                 sessions_merge_in_streaming,
+                combine_globally_with_a_trigger_in_the_global_window,
                 metrics_counter_distribution_and_gauge,
                 // Windowing in batch.
                 fixed_windows_group_by_key_fires_one_on_time_pane_per_window,

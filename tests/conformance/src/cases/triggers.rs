@@ -321,3 +321,21 @@ pub fn sessions_merge_in_streaming(options: PipelineOptions) {
         );
     run_ok(&p);
 }
+
+/// Combine.globally under a non-default trigger in the global window still gives one output per
+/// pane (the default for empty input joins the combine's output, whose trigger is the
+/// continuation).
+pub fn combine_globally_with_a_trigger_in_the_global_window(options: PipelineOptions) {
+    let p = Pipeline::new(options);
+    let stream = TestStream::new().add_elements(vec![1i64, 2].into_iter().map(|v| (v, 1)));
+    p.apply("Events", stream)
+        .apply(
+            "Window",
+            WindowInto::new(GlobalWindows::of())
+                .triggering(Triggers::repeatedly(AfterCount::of(2)))
+                .accumulating_fired_panes(),
+        )
+        .apply("Sum", Combine::globally(combine::Sum::<i64>::new()))
+        .apply("Check", PAssert::satisfies(|xs: &[i64]| if xs.contains(&3) { Ok(()) } else { Err(format!("{xs:?}")) }));
+    run_ok(&p);
+}
