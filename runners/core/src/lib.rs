@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod group;
+pub mod lift;
 pub mod runner;
 pub mod trigger;
 pub mod typed;

@@ -1,0 +1,133 @@
+//! Combiner lifting: fold a bundle's inputs into accumulators per key and window *before* the
+//! shuffle, then merge accumulators after it. Parallel runners use it to shuffle one accumulator
+//! per key, window and bundle instead of every element.
+//!
+//! Lifting is allowed only where it cannot change the panes: no trigger that counts elements
+//! (an accumulator would count as one), no LATEST timestamp combiner (a partial accumulator keeps
+//! its earliest input time), and no merging user window function (its merge needs every window).
+//! One difference remains observable: data dropped as late after the shuffle is counted per
+//! accumulator, not per element.
+
+use crate::group::Reducer;
+use crate::typed::downcast;
+use crate::{Data, Key};
+use ahash::AHashMap;
+use runnel_model::exec::{Batch, DoFnInstance, ExecContext, UserError};
+use runnel_model::{
+    PaneInfo, Timestamp, TimestampCombiner, Trigger, Window, WindowFnSpec, WindowedValue, WindowingStrategy,
+};
+
+/// Whether a combine under `strategy` may be lifted.
+pub fn allows_lifting(strategy: &WindowingStrategy) -> bool {
+    fn counts(t: &Trigger) -> bool {
+        match t {
+            Trigger::AfterCount { .. } | Trigger::Always => true,
+            Trigger::AfterWatermark { early, late } => early.iter().chain(late.iter()).any(|t| counts(t)),
+            Trigger::Repeatedly { trigger } => counts(trigger),
+            Trigger::AfterEach { triggers } | Trigger::AfterAny { triggers } | Trigger::AfterAll { triggers } => {
+                triggers.iter().any(counts)
+            }
+            Trigger::OrFinally { main, finally } => counts(main) || counts(finally),
+            Trigger::Default | Trigger::Never | Trigger::AfterProcessingTime { .. } => false,
+        }
+    }
+    !counts(&strategy.trigger)
+        && strategy.timestamp_combiner != TimestampCombiner::Latest
+        && !matches!(strategy.window_fn, WindowFnSpec::Custom { merging: true, .. })
+}
+
+/// The pre-shuffle half: `(K, V)` → `(K, accumulator)` per key and window of each batch, stamped
+/// with the earliest input timestamp.
+pub struct Precombine<K, V, R> {
+    reducer: R,
+    _t: std::marker::PhantomData<fn(K, V)>,
+}
+
+impl<K, V, R> Precombine<K, V, R> {
+    /// Folds with `reducer`'s `create` and `add`.
+    pub fn new(reducer: R) -> Self {
+        Precombine { reducer, _t: std::marker::PhantomData }
+    }
+}
+
+impl<K: Key, V: Data, R: Reducer<K, V>> DoFnInstance for Precombine<K, V, R>
+where
+    R::State: Data,
+{
+    fn setup(&mut self) -> Result<(), UserError> {
+        Ok(())
+    }
+    fn start_bundle(&mut self, _: &mut ExecContext<'_>) -> Result<(), UserError> {
+        Ok(())
+    }
+    fn process_batch(&mut self, input: Batch, ctx: &mut ExecContext<'_>) -> Result<(), UserError> {
+        let mut partial: AHashMap<(K, Window), (R::State, Timestamp)> = AHashMap::new();
+        for wv in downcast::<(K, V)>(input) {
+            let (key, value) = wv.value;
+            let slot = match partial.get_mut(&(key.clone(), wv.window)) {
+                Some(s) => s,
+                None => partial.entry((key.clone(), wv.window)).or_insert((self.reducer.create(&key)?, wv.timestamp)),
+            };
+            self.reducer.add(&key, &mut slot.0, value)?;
+            slot.1 = slot.1.min(wv.timestamp);
+        }
+        let out: Vec<WindowedValue<(K, R::State)>> = partial
+            .into_iter()
+            .map(|((key, window), (acc, timestamp))| WindowedValue {
+                value: (key, acc),
+                timestamp,
+                window,
+                pane: PaneInfo::NO_FIRING,
+                retraction: false,
+            })
+            .collect();
+        if !out.is_empty() {
+            (ctx.output)(0, Box::new(out));
+        }
+        Ok(())
+    }
+    fn finish_bundle(&mut self, _: &mut ExecContext<'_>) -> Result<(), UserError> {
+        Ok(())
+    }
+    fn teardown(&mut self) -> Result<(), UserError> {
+        Ok(())
+    }
+}
+
+/// The post-shuffle half: a reducer over accumulators, merging each into the state; its output
+/// is the combine's. Run it in [`crate::group::GroupAlsoByWindow`] like any reducer.
+pub struct MergeAccumulators<R, V> {
+    reducer: R,
+    _v: std::marker::PhantomData<fn(V)>,
+}
+
+impl<R, V> MergeAccumulators<R, V> {
+    /// Merges accumulators of `reducer`, whose inputs are `V`.
+    pub fn new(reducer: R) -> Self {
+        MergeAccumulators { reducer, _v: std::marker::PhantomData }
+    }
+}
+
+impl<K: Key, V, R: Reducer<K, V>> Reducer<K, R::State> for MergeAccumulators<R, V>
+where
+    R::State: Data,
+    V: 'static,
+{
+    type State = R::State;
+    type Output = R::Output;
+    fn create(&self, key: &K) -> Result<R::State, UserError> {
+        self.reducer.create(key)
+    }
+    fn add(&self, key: &K, state: &mut R::State, value: R::State) -> Result<(), UserError> {
+        self.reducer.merge(key, state, value)
+    }
+    fn merge(&self, key: &K, state: &mut R::State, other: R::State) -> Result<(), UserError> {
+        self.reducer.merge(key, state, other)
+    }
+    fn extract(&self, key: &K, state: &R::State) -> Result<R::Output, UserError> {
+        self.reducer.extract(key, state)
+    }
+    fn extract_owned(&self, key: &K, state: R::State) -> Result<R::Output, UserError> {
+        self.reducer.extract_owned(key, state)
+    }
+}

@@ -1,0 +1,142 @@
+//! Combiner lifting gives the same panes as combining every element, wherever it is allowed.
+
+use proptest::prelude::*;
+use runnel_model::exec::DoFnInstance;
+use runnel_model::exec::{Batch, ExecContext, KeyedContext, KeyedOperator, SideInputAccess, UserError, ViewValue};
+use runnel_model::metrics::StepMetrics;
+use runnel_model::{
+    PaneInfo, Timestamp, TimestampCombiner, Trigger, Window, WindowFnSpec, WindowedValue, WindowingStrategy,
+};
+use runnel_runner_core::group::{GroupAlsoByWindow, Reducer};
+use runnel_runner_core::lift::{allows_lifting, MergeAccumulators, Precombine};
+use runnel_runner_core::windows::assign;
+
+struct SumReducer;
+
+impl Reducer<u8, i64> for SumReducer {
+    type State = i64;
+    type Output = i64;
+    fn create(&self, _: &u8) -> Result<i64, UserError> {
+        Ok(0)
+    }
+    fn add(&self, _: &u8, s: &mut i64, v: i64) -> Result<(), UserError> {
+        *s += v;
+        Ok(())
+    }
+    fn merge(&self, _: &u8, s: &mut i64, o: i64) -> Result<(), UserError> {
+        *s += o;
+        Ok(())
+    }
+    fn extract(&self, _: &u8, s: &i64) -> Result<i64, UserError> {
+        Ok(*s)
+    }
+    fn extract_owned(&self, _: &u8, s: i64) -> Result<i64, UserError> {
+        Ok(s)
+    }
+}
+
+struct NoSides;
+impl SideInputAccess for NoSides {
+    fn get(&self, _: usize, _: &Window) -> Result<&ViewValue, UserError> {
+        Err("no side inputs".into())
+    }
+}
+
+type Out = (u8, i64, Window, PaneInfo, Timestamp);
+
+fn drive(op: &mut dyn KeyedOperator, batches: Vec<Batch>) -> Vec<Out> {
+    let mut metrics = StepMetrics::default();
+    let mut out: Vec<Batch> = Vec::new();
+    {
+        let mut sink = |b: Batch| out.push(b);
+        let mut ctx =
+            KeyedContext { step: "G", output: &mut sink, metrics: &mut metrics, processing_time: Timestamp(0) };
+        for b in batches {
+            op.process(b, &mut ctx).unwrap();
+        }
+        op.advance_watermark(Timestamp::MAX, &mut ctx).unwrap();
+    }
+    let mut v: Vec<Out> = out
+        .into_iter()
+        .flat_map(|b| *b.downcast::<Vec<WindowedValue<(u8, i64)>>>().unwrap())
+        .map(|wv| (wv.value.0, wv.value.1, wv.window, wv.pane, wv.timestamp))
+        .collect();
+    v.sort_by_key(|o| (o.0, o.2, o.3.index));
+    v
+}
+
+fn bundles(spec: &WindowFnSpec, events: &[(u8, i64, i64)], size: usize) -> Vec<Vec<WindowedValue<(u8, i64)>>> {
+    events
+        .chunks(size.max(1))
+        .map(|chunk| {
+            chunk
+                .iter()
+                .flat_map(|(k, v, t)| {
+                    assign(spec, Timestamp(*t)).unwrap().into_iter().map(move |w| WindowedValue {
+                        window: w,
+                        ..WindowedValue::timestamped((*k, *v), Timestamp(*t))
+                    })
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn lifted(strategy: &WindowingStrategy, input: Vec<Vec<WindowedValue<(u8, i64)>>>) -> Vec<Out> {
+    let mut pre = Precombine::<u8, i64, _>::new(SumReducer);
+    let mut accs: Vec<Batch> = Vec::new();
+    let mut metrics = StepMetrics::default();
+    for b in input {
+        let mut sink = |_: usize, b: Batch| accs.push(b);
+        let mut ctx = ExecContext { step: "P", output: &mut sink, side_inputs: &NoSides, metrics: &mut metrics };
+        pre.process_batch(Box::new(b), &mut ctx).unwrap();
+    }
+    let mut op = GroupAlsoByWindow::<u8, i64, _>::new(MergeAccumulators::new(SumReducer), strategy).unwrap();
+    drive(&mut op, accs)
+}
+
+fn direct(strategy: &WindowingStrategy, input: Vec<Vec<WindowedValue<(u8, i64)>>>) -> Vec<Out> {
+    let mut op = GroupAlsoByWindow::<u8, i64, _>::new(SumReducer, strategy).unwrap();
+    drive(&mut op, input.into_iter().map(|b| Box::new(b) as Batch).collect())
+}
+
+proptest! {
+    #[test]
+    fn lifted_combine_equals_the_plain_one(
+        events in proptest::collection::vec((0u8..4, -50i64..50, 0i64..200), 0..60),
+        bundle in 1usize..8,
+        which in 0usize..3,
+        earliest in any::<bool>(),
+    ) {
+        let window_fn = [
+            WindowFnSpec::Fixed { size_ms: 30, offset_ms: 0 },
+            WindowFnSpec::Sliding { size_ms: 30, period_ms: 10, offset_ms: 0 },
+            WindowFnSpec::Sessions { gap_ms: 15 },
+        ][which].clone();
+        let strategy = WindowingStrategy {
+            timestamp_combiner: if earliest { TimestampCombiner::Earliest } else { TimestampCombiner::EndOfWindow },
+            ..WindowingStrategy::with_window_fn(window_fn.clone())
+        };
+        prop_assert!(allows_lifting(&strategy));
+        let input = bundles(&window_fn, &events, bundle);
+        prop_assert_eq!(lifted(&strategy, input.clone()), direct(&strategy, input));
+    }
+}
+
+#[test]
+fn lifting_is_refused_where_it_could_change_panes() {
+    let base = WindowingStrategy::with_window_fn(WindowFnSpec::Fixed { size_ms: 10, offset_ms: 0 });
+    assert!(allows_lifting(&base));
+    let counting = WindowingStrategy {
+        trigger: Trigger::Repeatedly { trigger: Box::new(Trigger::AfterCount { count: 2 }) },
+        ..base.clone()
+    };
+    assert!(!allows_lifting(&counting));
+    assert!(!allows_lifting(&WindowingStrategy { timestamp_combiner: TimestampCombiner::Latest, ..base.clone() }));
+    let merging_user = WindowingStrategy::with_window_fn(WindowFnSpec::Custom {
+        name: "x".into(),
+        merging: true,
+        payload: serde_json::Value::Null,
+    });
+    assert!(!allows_lifting(&merging_user));
+}
