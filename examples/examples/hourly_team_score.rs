@@ -17,8 +17,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use runnel::prelude::*;
 use runnel_examples::{
-    format_utc_millis, parse_utc_minute, window_start_ms, AddEventTimestampsFn, ExtractAndSumScore, GameEvent,
-    ParseGameEventFn, NUM_PARSE_ERRORS,
+    parse_utc_minute, team_score_line, AddEventTimestampsFn, ExtractAndSumScore, GameEvent, ParseGameEventFn,
+    NUM_PARSE_ERRORS,
 };
 use runnel_io::text::{ReadFromText, WriteToText};
 use serde::{Deserialize, Serialize};
@@ -80,8 +80,8 @@ impl DoFn for FormatTeamScoreFn {
     type Out = String;
 
     fn process(&mut self, (team, total): (String, i64), ctx: &mut DoFnContext<'_, '_, String>) -> Result<(), BoxError> {
-        let start = window_start_ms(&ctx.window()).ok_or("team scores must be in fixed windows, not the global one")?;
-        ctx.emit(format!("team: {team}, total_score: {total}, window_start: {}", format_utc_millis(start)));
+        let line = team_score_line(&team, total, &ctx.window())?;
+        ctx.emit(line);
         Ok(())
     }
 }

@@ -33,8 +33,7 @@ use anyhow::Context;
 use clap::Parser;
 use runnel::prelude::*;
 use runnel_examples::{
-    format_utc_millis, parse_game_event, window_start_ms, AddEventTimestampsFn, ExtractAndSumScore, ParseGameEventFn,
-    NUM_PARSE_ERRORS,
+    parse_game_event, team_score_line, AddEventTimestampsFn, ExtractAndSumScore, ParseGameEventFn, NUM_PARSE_ERRORS,
 };
 use runnel_io::text::WriteToText;
 use serde::{Deserialize, Serialize};
@@ -123,14 +122,9 @@ impl DoFn for FormatTeamScoreFn {
     type Out = String;
 
     fn process(&mut self, (team, total): (String, i64), ctx: &mut DoFnContext<'_, '_, String>) -> Result<(), BoxError> {
-        let start = window_start_ms(&ctx.window()).ok_or("team scores must be in fixed windows")?;
+        let line = team_score_line(&team, total, &ctx.window())?;
         let pane = ctx.pane();
-        ctx.emit(format!(
-            "team: {team}, total_score: {total}, window_start: {}, timing: {}, index: {}",
-            format_utc_millis(start),
-            pane.timing.as_str(),
-            pane.index
-        ));
+        ctx.emit(format!("{line}, timing: {}, index: {}", pane.timing.as_str(), pane.index));
         Ok(())
     }
 }

@@ -327,6 +327,13 @@ impl DoFn for AddEventTimestampsFn {
 
 runnel::register_dofn!(AddEventTimestampsFn, "gaming.AddEventTimestamps");
 
+/// `team: TEAM, total_score: TOTAL, window_start: YYYY-MM-DD HH:MM:SS.000`, the team line of the
+/// windowed gaming examples; an error in the global window.
+pub fn team_score_line(team: &str, total: i64, window: &Window) -> Result<String, BoxError> {
+    let start = window_start_ms(window).ok_or("team scores must be in fixed windows, not the global one")?;
+    Ok(format!("team: {team}, total_score: {total}, window_start: {}", format_utc_millis(start)))
+}
+
 /// The start of an element's window in milliseconds since the epoch, or `None` in the global window.
 pub fn window_start_ms(window: &Window) -> Option<i64> {
     window.as_interval().map(|w| w.start.millis())
