@@ -8,7 +8,8 @@
 //!
 //! Each line of the replay file is one of:
 //! - a game event `user,team,score,timestamp_ms,readable_time`: it arrives at the current
-//!   processing time, stamped with its `timestamp_ms`;
+//!   processing time, stamped with its `timestamp_ms`, on its own (one bundle per event, so a
+//!   late-firing trigger fires once per late event);
 //! - `@watermark MS`: the event-time watermark advances to MS (a watermark that does not move
 //!   forward is ignored);
 //! - `@processing-time +MS`: processing time advances by MS milliseconds.
