@@ -38,9 +38,10 @@ use std::collections::BTreeSet;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 
-use runnel::combine::{Combine, ToList};
+use runnel::combine::ToList;
 use runnel::transforms::{Create, GroupByKey, Reshuffle};
 use runnel::window::{GlobalWindows, WindowInto};
+use runnel::Combine;
 use runnel::{BoxError, DoFn, DoFnContext, PBegin, PCollection, PCollectionView, PTransform, ParDo, View};
 use serde::{Deserialize, Serialize};
 

@@ -89,7 +89,10 @@ fn lifted(strategy: &WindowingStrategy, input: Vec<Vec<WindowedValue<(u8, i64)>>
     for b in input {
         let mut sink = |_: usize, b: Batch| accs.push(b);
         let mut ctx = ExecContext { step: "P", output: &mut sink, side_inputs: &NoSides, metrics: &mut metrics };
+        // Each input batch is a bundle: the precombine emits its accumulators when it finishes.
+        pre.start_bundle(&mut ctx).unwrap();
         pre.process_batch(Box::new(b), &mut ctx).unwrap();
+        pre.finish_bundle(&mut ctx).unwrap();
     }
     let mut op = GroupAlsoByWindow::<u8, i64, _>::new(MergeAccumulators::new(SumReducer), strategy).unwrap();
     drive(&mut op, accs)
