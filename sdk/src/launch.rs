@@ -6,7 +6,7 @@ use crate::handle::{PipelineHandle, PipelineResult};
 use crate::options::{PipelineOptions, RunnerKind, Switch};
 use crate::pipeline::Pipeline;
 use runnel_model::exec::Job;
-use runnel_runner_core::capability::Capability;
+use runnel_runner_core::capability::{self, Capabilities, Capability};
 use runnel_runner_core::plan::{Explain, Plan};
 use runnel_runner_core::runner::Clock;
 use runnel_runner_core::{JobState, Runner, RunnerOptions};
@@ -29,6 +29,7 @@ fn direct_options(options: &PipelineOptions) -> DirectOptions {
         seed: options.seed,
         lift_combines: options.direct_lift_combines == Switch::On,
         step_observer: None,
+        capabilities: if options.direct_batch_only { Capabilities::batch_only() } else { Capabilities::all() },
     }
 }
 
@@ -136,6 +137,8 @@ impl Pipeline {
         if not_run {
             return Ok(Launch::NotRun);
         }
+        // Refuse before anything runs what the runner cannot run faithfully.
+        capability::check(runner.name(), &runner.capabilities(), &job.graph)?;
         Ok(Launch::Run(job, runner, options.runner_options()))
     }
 }

@@ -41,6 +41,7 @@ pub use handle::{PipelineHandle, PipelineResult};
 pub use options::{PipelineOptions, RunnerKind};
 pub use pipeline::{PBegin, PCollection, PTransform, PValue, Pipeline};
 pub use runnel_model as model;
+pub use runnel_runner_core::capability::{Capabilities, Capability};
 pub use runnel_model::{PaneInfo, PaneTiming, Timestamp, Window};
 pub use runnel_runner_core::runner::{Clock, ManualClock, WallClock};
 pub use runnel_runner_core::{Data as Element, JobState, Key};

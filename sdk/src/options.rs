@@ -57,6 +57,10 @@ pub struct PipelineOptions {
     /// parallel runners do.
     #[arg(long, value_enum, default_value_t = Switch::Off)]
     pub direct_lift_combines: Switch,
+    /// Direct runner: claim bounded batch execution only, refusing what a batch runner refuses
+    /// (for testing refusals).
+    #[arg(long, hide = true)]
+    pub direct_batch_only: bool,
 }
 
 #[derive(Parser)]
@@ -77,6 +81,7 @@ impl Default for PipelineOptions {
             refuse_unsafe_triggers: false,
             explain: false,
             direct_lift_combines: Switch::Off,
+            direct_batch_only: false,
         }
     }
 }
@@ -129,6 +134,13 @@ impl PipelineOptions {
     /// Direct runner: runs the lifted plan (combines fold each bundle before their shuffle).
     pub fn with_direct_lift_combines(mut self, on: bool) -> Self {
         self.direct_lift_combines = if on { Switch::On } else { Switch::Off };
+        self
+    }
+
+    /// Direct runner: claims bounded batch execution only, so it refuses what a batch runner
+    /// refuses (for testing refusals).
+    pub fn with_direct_batch_only(mut self, on: bool) -> Self {
+        self.direct_batch_only = on;
         self
     }
 

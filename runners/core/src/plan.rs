@@ -9,16 +9,18 @@
 //!
 //! Rules (see [`plan`]):
 //! - sources (Create, TestStream, ReadUnbounded) start a stage;
-//! - GroupByKey and Combine start a stage fed by a shuffle; a Combine whose windowing allows it
-//!   ([`crate::lift::allows_lifting`]) is **lifted** when the runner asks for it: the producing
-//!   stage folds each bundle into accumulators before the shuffle, and the grouping merges them;
+//! - GroupByKey and Combine start a stage fed by a shuffle; a Combine of bounded input whose
+//!   windowing allows it ([`crate::lift::allows_lifting`]) is **lifted** when the runner asks for
+//!   it: the producing stage folds each bundle into accumulators before the shuffle, and the
+//!   grouping merges them (unbounded input is not lifted: data dropped as late after the shuffle
+//!   would be counted per accumulator, not per element);
 //! - a ParDo with side inputs starts a stage, since its main input may have to wait until the side
 //!   inputs are ready for its windows; Reshuffle starts a stage (a redistribution point); a Flatten
 //!   starts one unless all its inputs come from one stage;
 //! - every other ParDo, WindowInto and Flatten is fused into the stage producing its input.
 
 use crate::RunError;
-use runnel_model::{urns, Graph, ParDoPayload};
+use runnel_model::{urns, Boundedness, Graph, ParDoPayload};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -230,14 +232,13 @@ pub fn plan(graph: &Graph, options: PlanOptions) -> Result<Plan, RunError> {
     // Outputs: every read of another stage, in the consumer's order.
     for id in 0..stages.len() {
         let root = &graph.transforms[&stages[id].root];
+        let input = root.inputs.values().next();
         let lifted = options.lift_combines
             && root.urn == urns::COMBINE_PER_KEY
-            && root
-                .inputs
-                .values()
-                .next()
-                .and_then(|pc| graph.windowing_of(pc))
-                .is_some_and(crate::lift::allows_lifting);
+            && input.and_then(|pc| graph.windowing_of(pc)).is_some_and(crate::lift::allows_lifting)
+            // In streaming, data dropped as late after the shuffle would be counted per
+            // accumulator rather than per element: lift bounded input only.
+            && input.and_then(|pc| graph.pcollections.get(pc)).is_some_and(|p| p.is_bounded == Boundedness::Bounded);
         for k in 0..stages[id].inputs.len() {
             let input = stages[id].inputs[k].clone();
             let kind = if input.shuffled {

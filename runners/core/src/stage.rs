@@ -195,6 +195,27 @@ fn ops_of(bindings: &Bindings, transform: &str, pc: &str) -> Result<Arc<dyn Elem
         .ok_or_else(|| binding_error(transform, format!("no element operations for pcollection '{pc}'")))
 }
 
+/// The element operations of what crosses stage output `output` of `stage`: the PCollection's,
+/// or the accumulators' when a precombine folds it before a lifted shuffle.
+pub fn output_ops(
+    plan: &Plan,
+    stage: usize,
+    output: usize,
+    bindings: &Bindings,
+) -> Result<Arc<dyn ElementOps>, RunError> {
+    let out = &plan.stages[stage].outputs[output];
+    match out.kind {
+        OutputKind::Shuffle { lifted: true, .. } => {
+            let combine = &plan.stages[out.to_stage].root;
+            match bindings.transforms.get(combine) {
+                Some(Executable::Combine { halves, .. }) => Ok(halves.accumulator_ops.clone()),
+                _ => Err(binding_error(combine, "no combine code bound")),
+            }
+        }
+        _ => ops_of(bindings, &plan.stages[stage].root, &out.pcollection),
+    }
+}
+
 impl StageExecutor {
     /// An instance of stage `id` of `plan`, with the code `bindings` hold for it (a source's code
     /// stays with the runner, which drives it).
@@ -319,11 +340,12 @@ impl StageExecutor {
                         let instance = guarded(combine, || (halves.precombine)(&payload))?;
                         let accumulators = format!("{pc} (precombined for {combine})");
                         edges.push(Edge::Node(nodes.len()));
+                        // Named as the combine: its errors and metrics are the combine's.
                         nodes.push(Node {
-                            transform: format!("{combine}/Precombine"),
+                            transform: combine.clone(),
                             kind: NodeKind::Precombine { instance },
                             outputs: vec![Port {
-                                producer: format!("{combine}/Precombine"),
+                                producer: combine.clone(),
                                 pcollection: accumulators,
                                 ops: halves.accumulator_ops.clone(),
                                 edges: vec![Edge::Out(o)],

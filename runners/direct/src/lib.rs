@@ -46,11 +46,20 @@ pub struct DirectOptions {
     pub lift_combines: bool,
     /// Told after each TestStream step (see [`StepObserver`]).
     pub step_observer: Option<StepObserver>,
+    /// What it claims to support: all by default; fewer rehearses a runner that refuses more
+    /// (the conformance suite checks its refusals this way).
+    pub capabilities: Capabilities,
 }
 
 impl Default for DirectOptions {
     fn default() -> Self {
-        DirectOptions { checks: true, seed: 0x5eed, lift_combines: false, step_observer: None }
+        DirectOptions {
+            checks: true,
+            seed: 0x5eed,
+            lift_combines: false,
+            step_observer: None,
+            capabilities: Capabilities::all(),
+        }
     }
 }
 
@@ -74,7 +83,7 @@ impl Runner for DirectRunner {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::all()
+        self.options.capabilities.clone()
     }
 
     fn plan_options(&self) -> PlanOptions {

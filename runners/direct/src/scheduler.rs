@@ -21,7 +21,7 @@ use runnel_model::metrics::MetricsSnapshot;
 use runnel_model::{urns, Graph, TestStreamEvent, TestStreamPayload, Timestamp};
 use runnel_runner_core::plan::{OutputKind, Plan, RootKind};
 use runnel_runner_core::runner::{CancelSignal, Clock, ManualClock, WallClock};
-use runnel_runner_core::stage::{guarded, SideProgress, StageExecutor, StageSink};
+use runnel_runner_core::stage::{guarded, output_ops, SideProgress, StageExecutor, StageSink};
 use runnel_runner_core::{JobResult, JobState, RunError, RunnerOptions};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -80,9 +80,12 @@ enum Target {
     Side(usize),
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Route {
+    /// The PCollection it carries (for a lifted shuffle, as accumulators).
     pc: usize,
+    /// The operations of what crosses: the PCollection's, or its accumulators'.
+    ops: Arc<dyn ElementOps>,
     stage: usize,
     target: Target,
 }
@@ -196,7 +199,7 @@ struct Sink<'a> {
 
 impl StageSink for Sink<'_> {
     fn write(&mut self, output: usize, batch: Batch) -> Result<(), RunError> {
-        let route = self.scheduler.stages[self.stage].outputs[output];
+        let route = self.scheduler.stages[self.stage].outputs[output].clone();
         self.scheduler.enqueue(route, batch);
         if self.scheduler.queue.len() > MAX_QUEUED {
             self.scheduler.drain_downstream()?;
@@ -303,18 +306,18 @@ impl Scheduler {
                 }
             };
             let exec = StageExecutor::new(plan, stage.id, graph, &bindings)?;
-            let outputs = stage
-                .outputs
-                .iter()
-                .map(|o| Route {
+            let mut outputs = Vec::new();
+            for (k, o) in stage.outputs.iter().enumerate() {
+                outputs.push(Route {
                     pc: pc_index[&o.pcollection],
+                    ops: output_ops(plan, stage.id, k, &bindings)?,
                     stage: o.to_stage,
                     target: match o.kind {
                         OutputKind::View { side_input } => Target::Side(side_input),
                         _ => Target::Input(o.to_input),
                     },
-                })
-                .collect();
+                });
+            }
             stages.push(StageSlot {
                 root: name.clone(),
                 root_kind: stage.root_kind,
@@ -435,7 +438,7 @@ impl Scheduler {
     }
 
     fn enqueue(&mut self, route: Route, batch: Batch) {
-        if self.pcs[route.pc].ops.len(&batch) > 0 {
+        if route.ops.len(&batch) > 0 {
             self.pcs[route.pc].queued += 1;
             self.queue.push(Queued { route, batch });
         }
@@ -495,7 +498,7 @@ impl Scheduler {
     fn deliver(&mut self, queued: Queued) -> Result<(), RunError> {
         let Queued { route, mut batch } = queued;
         if self.checks {
-            self.pcs[route.pc].ops.shuffle(&mut batch, self.rng.gen());
+            route.ops.shuffle(&mut batch, self.rng.gen());
         }
         match route.target {
             Target::Side(index) => self.with_stage(route.stage, |exec, _| exec.add_side_input(index, batch)),
@@ -601,11 +604,10 @@ impl Scheduler {
         if self.pcs[pc].queued == 0 {
             return Timestamp::MAX;
         }
-        let ops = &self.pcs[pc].ops;
         self.queue
             .iter()
             .filter(|q| q.route.pc == pc)
-            .filter_map(|q| ops.min_timestamp(&q.batch))
+            .filter_map(|q| q.route.ops.min_timestamp(&q.batch))
             .min()
             .unwrap_or(Timestamp::MAX)
     }
