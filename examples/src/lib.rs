@@ -60,6 +60,17 @@ pub fn run_main(body: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
     }
 }
 
+/// Prints the named counters of a finished job to standard error, one `name: value` line each;
+/// nothing when the job did not run (`--explain`, `--dump-graph`).
+pub fn print_counters(result: &runnel::PipelineResult, names: &[&str]) {
+    if result.state() == runnel::JobState::NotRun {
+        return;
+    }
+    for name in names {
+        eprintln!("{name}: {}", result.counter(name));
+    }
+}
+
 /// The error and its causes on one line, `outer: inner: innermost`. A cause whose text the message already holds
 /// (errors that repeat their source's text in their own) is not repeated, and line breaks become spaces.
 pub fn error_message(error: &anyhow::Error) -> String {

@@ -258,6 +258,8 @@ macro_rules! conformance_suite {
                 duplicate_transform_names_are_a_construction_error,
                 singleton_side_input_with_two_elements_fails_run,
                 partition_index_out_of_range_fails_run,
+                flatten_of_no_inputs_is_a_construction_error,
+                run_error_keeps_the_user_error_as_its_source,
             );
         }
     };
