@@ -480,7 +480,63 @@ mod tests {
         let error = p.run().unwrap_err().to_string();
         assert!(error.contains(&format!("invalid UTF-8 in {} at line 3", bad.display())), "{error}");
         let out = dir.path().join("out");
-        assert!(!out.exists() || names_in(&out).iter().all(|n| n.starts_with('.')), "{:?}", names_in(&out));
+        assert!(
+            !out.exists() || names_in(&out).is_empty(),
+            "no shard, no temporary file, no lock: {:?}",
+            names_in(&out)
+        );
+    }
+
+    #[test]
+    fn a_failed_job_leaves_the_previous_output_and_releases_the_prefix() {
+        let dir = TempDir::new().unwrap();
+        let prefix = format!("{}/counts", dir.path().display());
+        write(dir.path(), "counts-00000-of-00001", b"previous\n");
+        let p = Pipeline::new(options());
+        p.apply("Lines", Create::of(strings(&["a", "b"])))
+            .map("Fail", |line: String| -> String {
+                assert!(line != "b", "boom");
+                line
+            })
+            .apply("Write", WriteToText::new(&prefix).with_num_shards(2));
+        assert!(p.run().is_err());
+        assert_eq!(names_in(dir.path()), ["counts-00000-of-00001"]);
+        assert_eq!(output_lines(&prefix), ["previous"]);
+
+        let p = Pipeline::new(options());
+        p.apply("Lines", Create::of(strings(&["again"]))).apply("Write", WriteToText::new(&prefix));
+        p.run().unwrap();
+        assert_eq!(output_lines(&prefix), ["again"]);
+    }
+
+    #[test]
+    fn a_job_replaces_stale_shards_of_another_count_and_leftovers_of_dead_runs() {
+        let dir = TempDir::new().unwrap();
+        let prefix = format!("{}/counts", dir.path().display());
+        for name in ["counts-00000-of-00003", "counts-00001-of-00003", "counts-00002-of-00003", "counts-00000-of-00001"]
+        {
+            write(dir.path(), name, b"stale\n");
+        }
+        write(dir.path(), ".counts-00000-of-00002.runnel-tmp-deadjob.w1", b"dead run\n");
+        write(dir.path(), ".counts.runnel-lock", b"{}");
+        let p = Pipeline::new(options());
+        p.apply("Lines", Create::of(strings(&["x", "y", "z"])))
+            .apply("Write", WriteToText::new(&prefix).with_num_shards(2));
+        p.run().unwrap();
+        assert_eq!(names_in(dir.path()), ["counts-00000-of-00002", "counts-00001-of-00002"]);
+        assert_eq!(output_lines(&prefix), strings(&["x", "y", "z"]));
+    }
+
+    #[test]
+    fn an_invalid_prefix_fails_the_job_at_its_start_naming_it() {
+        let dir = TempDir::new().unwrap();
+        let prefix = format!("{}/out/", dir.path().display());
+        let p = Pipeline::new(options());
+        p.apply("Lines", Create::of(strings(&["a"]))).apply("Write", WriteToText::new(&prefix));
+        let error = p.run().unwrap_err().to_string();
+        assert!(error.contains("Write/MakeJobToken"), "{error}");
+        assert!(error.contains(&format!("invalid output for prefix '{prefix}'")), "{error}");
+        assert!(names_in(dir.path()).is_empty());
     }
 
     #[test]
