@@ -46,12 +46,13 @@ fn main() {
         child_main();
         return;
     }
-    let tests: [(&str, fn()); 5] = [
+    let tests: [(&str, fn()); 6] = [
         ("a_writer_killed_at_any_step_of_its_commit_never_leaves_two_runs_mixed", killed_at_every_step),
         ("a_run_killed_while_recovering_a_dead_commit_is_recovered_by_the_next", killed_during_recovery),
         ("a_writer_killed_at_random_moments_never_leaves_two_runs_mixed", killed_at_random_moments),
         ("a_second_writer_of_a_live_prefix_is_refused_naming_the_first", second_writer_is_refused),
         ("leftovers_of_dead_runs_and_stale_shards_are_gone_after_the_next_run", leftovers_are_cleaned),
+        ("two_writers_started_together_leave_one_runs_complete_set", writers_started_together),
     ];
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let (mut passed, mut failed, mut filtered) = (0, 0, 0);
@@ -161,11 +162,7 @@ impl<'a> Writer<'a> {
 
     /// Runs the writer to its end; returns whether it succeeded, and its stderr.
     fn run(&self) -> (bool, String) {
-        let mut child = self.spawn();
-        let status = wait_with_timeout(&mut child);
-        let mut stderr = String::new();
-        let _ = std::io::Read::read_to_string(&mut child.stderr.take().expect("piped stderr"), &mut stderr);
-        (status, stderr)
+        finish(self.spawn())
     }
 
     /// Starts the writer and waits until it blocks at its stopping step.
@@ -210,6 +207,14 @@ fn wait_with_timeout(child: &mut Child) -> bool {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// Waits for a writer to end; returns whether it succeeded, and its stderr.
+fn finish(mut child: Child) -> (bool, String) {
+    let status = wait_with_timeout(&mut child);
+    let mut stderr = String::new();
+    let _ = std::io::Read::read_to_string(&mut child.stderr.take().expect("piped stderr"), &mut stderr);
+    (status, stderr)
 }
 
 /// Kills a child with SIGKILL and reaps it.
@@ -468,4 +473,32 @@ fn leftovers_are_cleaned() {
     names.sort();
     assert_eq!(names, ["counts-00000-of-00002", "counts-00001-of-00002", "counts-x-00000-of-00001"]);
     assert_eq!(seen(&out, "counts"), complete("next", 2));
+}
+
+/// Two writers of one prefix started at the same moment, with no pause anywhere: each either completes or is
+/// refused because the other is writing; the prefix ends with the complete set of one of them and no hidden file.
+fn writers_started_together() {
+    let mut refusals = 0;
+    for trial in 0..10 {
+        let (_dir, out, prefix) = output();
+        let a = Writer::new(&prefix, "a", 3).spawn();
+        let b = Writer::new(&prefix, "b", 2).spawn();
+        let ((a_ok, a_err), (b_ok, b_err)) = (finish(a), finish(b));
+        assert!(a_ok || b_ok, "trial {trial}: both failed: {a_err} / {b_err}");
+        for (ok, stderr) in [(a_ok, &a_err), (b_ok, &b_err)] {
+            if !ok {
+                refusals += 1;
+                assert!(stderr.contains("is being written by another job"), "trial {trial}: {stderr}");
+            }
+        }
+        let result = seen(&out, "counts");
+        let expected: Vec<Seen> = [(a_ok, "a", 3), (b_ok, "b", 2)]
+            .into_iter()
+            .filter(|(ok, _, _)| *ok)
+            .map(|(_, run, shards)| complete(run, shards))
+            .collect();
+        assert!(expected.contains(&result), "trial {trial}: {result:?}, expected one of {expected:?}");
+        assert_eq!(hidden_files(&out), Vec::<String>::new(), "trial {trial}");
+    }
+    println!("writers started together: {refusals} refusals in 10 trials");
 }
