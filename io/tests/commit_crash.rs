@@ -376,11 +376,13 @@ fn killed_during_recovery() {
 /// Writers killed at random moments of their run (their commit stretched by a pause at each step): the prefix never
 /// holds two runs' shards, and the next run leaves exactly its own complete set.
 fn killed_at_random_moments() {
+    /// The pause at each commit step: long enough that a good share of the kills fall inside the commit.
+    const STEP_DELAY_MS: u64 = 6;
     // How long an uninterrupted run takes, so that kills fall anywhere in one.
     let (_dir, out, prefix) = output();
     let start = Instant::now();
     let mut timed = Writer::new(&prefix, "timed", 7);
-    timed.delay_ms = Some(3);
+    timed.delay_ms = Some(STEP_DELAY_MS);
     let (ok, stderr) = timed.run();
     assert!(ok, "{stderr}");
     let duration = start.elapsed();
@@ -396,7 +398,7 @@ fn killed_at_random_moments() {
         let (_dir, out, prefix) = output();
         run_to_completion(&out, &prefix, "old", 3);
         let mut writer = Writer::new(&prefix, "new", 7);
-        writer.delay_ms = Some(3);
+        writer.delay_ms = Some(STEP_DELAY_MS);
         let mut child = writer.spawn();
         std::thread::sleep(delay);
         let _ = child.kill();
@@ -416,6 +418,7 @@ fn killed_at_random_moments() {
         }
         run_to_completion(&out, &prefix, "next", 2);
     }
+    println!("random kills left: {outcomes:?}");
     assert!(outcomes.len() >= 2, "the kills should fall at different moments: {outcomes:?}");
 }
 
