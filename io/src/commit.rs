@@ -189,7 +189,7 @@ pub enum CommitStep {
     ShardsWritten,
     /// The journal is written and synced; nothing is deleted or renamed yet.
     JournalWritten,
-    /// The old shard of this position (counted from 0) in the journal's list is deleted.
+    /// An old shard is deleted: the one at this position (from 0, in name order) among the old shards to delete.
     OldShardDeleted(usize),
     /// The new shard of this index is renamed into place.
     ShardRenamed(usize),
