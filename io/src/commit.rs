@@ -440,15 +440,15 @@ impl PrefixLock {
         if let Some(journal) = Journal::read(&self.files)? {
             journal.apply(&self.files)?;
         }
-        let dir = &self.files;
-        let listing = dir.list()?;
+        let files = &self.files;
+        let listing = files.list()?;
         for (file_name, token) in &listing.temps {
             if *token != self.token {
-                remove_if_exists(&dir.path(file_name))?;
+                remove_if_exists(&files.path(file_name))?;
             }
         }
         for file_name in &listing.journal_temps {
-            remove_if_exists(&dir.path(file_name))?;
+            remove_if_exists(&files.path(file_name))?;
         }
         Ok(())
     }
