@@ -49,7 +49,7 @@ struct Args {
     #[arg(long, value_name = "REPLAY")]
     input: String,
     /// Output prefix: writes PREFIX-SSSSS-of-NNNNN.
-    #[arg(long, value_name = "PREFIX")]
+    #[arg(long, value_name = "PREFIX", value_parser = runnel_examples::output_prefix)]
     output: String,
     /// Number of output shards (default: the runner chooses).
     #[arg(long, value_name = "N")]
