@@ -10,7 +10,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// A pipeline running on a thread of its own (see [`Pipeline::run_async`]).
+/// A pipeline running on a thread of its own (see [`crate::Pipeline::run_async`]).
 ///
 /// Dropping the handle of a job that has not finished cancels it.
 pub struct PipelineHandle {

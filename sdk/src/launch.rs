@@ -19,7 +19,7 @@ enum Launch {
     /// `--dump-graph` or `--explain`: done, nothing to run.
     NotRun,
     /// Run the job on the runner.
-    Run(Job, Box<dyn Runner + Send>, RunnerOptions),
+    Run(Box<Job>, Box<dyn Runner + Send>, RunnerOptions),
 }
 
 /// The direct runner's options from the pipeline options.
@@ -56,7 +56,7 @@ impl Pipeline {
         match self.prepare()? {
             Launch::NotRun => Ok(PipelineResult::new(JobState::NotRun, Default::default())),
             Launch::Run(job, runner, options) => {
-                let result = runner.run(job, &options)?;
+                let result = runner.run(*job, &options)?;
                 Ok(PipelineResult::new(result.state, result.metrics))
             }
         }
@@ -87,7 +87,7 @@ impl Pipeline {
                     .into());
                 }
                 options.clock = clock;
-                Ok(PipelineHandle::spawn(job, runner, options))
+                Ok(PipelineHandle::spawn(*job, runner, options))
             }
         }
     }
@@ -139,7 +139,7 @@ impl Pipeline {
         }
         // Refuse before anything runs what the runner cannot run faithfully.
         capability::check(runner.name(), &runner.capabilities(), &job.graph)?;
-        Ok(Launch::Run(job, runner, options.runner_options()))
+        Ok(Launch::Run(Box::new(job), runner, options.runner_options()))
     }
 }
 

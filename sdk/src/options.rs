@@ -53,9 +53,9 @@ pub struct PipelineOptions {
     /// side inputs) and exit without running.
     #[arg(long)]
     pub explain: bool,
-    /// Direct runner: run the lifted plan (combines fold each bundle before the shuffle), as
-    /// parallel runners do.
-    #[arg(long, value_enum, default_value_t = Switch::Off)]
+    /// Direct runner: run the lifted plan (combines of bounded input fold each bundle before the
+    /// shuffle), as parallel runners do.
+    #[arg(long, value_enum, default_value_t = Switch::On)]
     pub direct_lift_combines: Switch,
     /// Direct runner: claim bounded batch execution only, refusing what a batch runner refuses
     /// (for testing refusals).
@@ -80,7 +80,7 @@ impl Default for PipelineOptions {
             workers: None,
             refuse_unsafe_triggers: false,
             explain: false,
-            direct_lift_combines: Switch::Off,
+            direct_lift_combines: Switch::On,
             direct_batch_only: false,
         }
     }

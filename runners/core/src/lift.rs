@@ -16,6 +16,7 @@ use runnel_model::exec::{Batch, DoFnInstance, ExecContext, UserError};
 use runnel_model::{
     PaneInfo, Timestamp, TimestampCombiner, Trigger, Window, WindowFnSpec, WindowedValue, WindowingStrategy,
 };
+use smallvec::SmallVec;
 
 /// Whether a combine under `strategy` may be lifted.
 pub fn allows_lifting(strategy: &WindowingStrategy) -> bool {
@@ -40,19 +41,25 @@ pub fn allows_lifting(strategy: &WindowingStrategy) -> bool {
 /// with many distinct keys does not hold them all).
 pub const PRECOMBINE_MAX_ENTRIES: usize = 64 * 1024;
 
+/// A key's accumulators in a precombine: per window, the accumulator and the earliest input time.
+type KeyAccumulators<S> = SmallVec<[(Window, S, Timestamp); 1]>;
+
 /// The pre-shuffle half: `(K, V)` → `(K, accumulator)`, one accumulator per key and window for
 /// each bundle, stamped with the earliest input timestamp. It emits at the end of the bundle, or
 /// as soon as its table holds [`PRECOMBINE_MAX_ENTRIES`].
 pub struct Precombine<K, V, R: Reducer<K, V>> {
     reducer: R,
-    partial: AHashMap<(K, Window), (R::State, Timestamp)>,
+    /// Per key (looked up without cloning it), its windows' accumulators and earliest input time.
+    partial: AHashMap<K, KeyAccumulators<R::State>>,
+    /// Key-windows in `partial`.
+    entries: usize,
     _t: std::marker::PhantomData<fn(K, V)>,
 }
 
 impl<K, V, R: Reducer<K, V>> Precombine<K, V, R> {
     /// Folds with `reducer`'s `create` and `add`.
     pub fn new(reducer: R) -> Self {
-        Precombine { reducer, partial: AHashMap::new(), _t: std::marker::PhantomData }
+        Precombine { reducer, partial: AHashMap::new(), entries: 0, _t: std::marker::PhantomData }
     }
 }
 
@@ -64,17 +71,25 @@ where
         if self.partial.is_empty() {
             return;
         }
-        let out: Vec<WindowedValue<(K, R::State)>> = self
-            .partial
-            .drain()
-            .map(|((key, window), (acc, timestamp))| WindowedValue {
-                value: (key, acc),
-                timestamp,
-                window,
-                pane: PaneInfo::NO_FIRING,
-                retraction: false,
-            })
-            .collect();
+        let mut out: Vec<WindowedValue<(K, R::State)>> = Vec::with_capacity(self.entries);
+        let element = |key: K, (window, acc, timestamp): (Window, R::State, Timestamp)| WindowedValue {
+            value: (key, acc),
+            timestamp,
+            window,
+            pane: PaneInfo::NO_FIRING,
+            retraction: false,
+        };
+        for (key, mut windows) in self.partial.drain() {
+            // The last window of a key takes the key; the others clone it.
+            let last = windows.pop();
+            for entry in windows {
+                out.push(element(key.clone(), entry));
+            }
+            if let Some(entry) = last {
+                out.push(element(key, entry));
+            }
+        }
+        self.entries = 0;
         (ctx.output)(0, Box::new(out));
     }
 }
@@ -92,18 +107,22 @@ where
     fn process_batch(&mut self, input: Batch, ctx: &mut ExecContext<'_>) -> Result<(), UserError> {
         for wv in downcast::<(K, V)>(input) {
             let (key, value) = wv.value;
-            let slot = match self.partial.get_mut(&(key.clone(), wv.window)) {
-                Some(s) => s,
+            let known = self.partial.get_mut(&key).and_then(|ws| ws.iter_mut().find(|(w, _, _)| *w == wv.window));
+            let slot = match known {
+                Some(slot) => slot,
                 None => {
-                    if self.partial.len() >= PRECOMBINE_MAX_ENTRIES {
+                    if self.entries >= PRECOMBINE_MAX_ENTRIES {
                         self.flush(ctx);
                     }
                     let state = self.reducer.create(&key)?;
-                    self.partial.entry((key.clone(), wv.window)).or_insert((state, wv.timestamp))
+                    self.entries += 1;
+                    let windows = self.partial.entry(key.clone()).or_default();
+                    windows.push((wv.window, state, wv.timestamp));
+                    windows.last_mut().expect("just pushed")
                 }
             };
-            self.reducer.add(&key, &mut slot.0, value)?;
-            slot.1 = slot.1.min(wv.timestamp);
+            self.reducer.add(&key, &mut slot.1, value)?;
+            slot.2 = slot.2.min(wv.timestamp);
         }
         Ok(())
     }

@@ -320,6 +320,10 @@ impl fmt::Display for Explain<'_> {
             lifted,
             if plan.options.lift_combines { "on" } else { "off" }
         )?;
+        writeln!(
+            f,
+            "Each stage: its root, what it reads (<) and writes (>), then the transforms fused behind the root (+)."
+        )?;
         for s in &plan.stages {
             let root = &graph.transforms[&s.root];
             let what = match s.root_kind {
@@ -327,35 +331,41 @@ impl fmt::Display for Explain<'_> {
                 RootKind::Grouping => "grouping",
                 RootKind::Read => "read",
             };
-            writeln!(f)?;
-            writeln!(f, "S{} {what} {} [{}]", s.id, s.root, urn_label(&root.urn))?;
+            let mut line = format!("S{} {what} {} [{}]", s.id, s.root, urn_label(&root.urn));
             for input in &s.inputs {
-                let how = if input.shuffled { "shuffle" } else { "collection" };
-                writeln!(f, "   < {how} {} from S{}", input.pcollection, input.from_stage)?;
+                let how = if input.shuffled { "shuffle " } else { "" };
+                line.push_str(&format!("  < {how}S{}", input.from_stage));
             }
             for side in &s.side_inputs {
-                writeln!(f, "   < side input '{}': view of {} from S{}", side.tag, side.pcollection, side.from_stage)?;
-            }
-            for t in s.transforms.iter().skip(1) {
-                writeln!(f, "   | {t} [{}]", urn_label(&graph.transforms[t].urn))?;
+                line.push_str(&format!("  < view S{}", side.from_stage));
             }
             for o in &s.outputs {
-                let to = &plan.stages[o.to_stage].root;
                 match &o.kind {
-                    OutputKind::Shuffle { key_coder, lifted } => writeln!(
-                        f,
-                        "   > shuffle {} by key ({key_coder}){} to S{} {to}",
-                        o.pcollection,
-                        if *lifted { ", precombined" } else { "" },
-                        o.to_stage
-                    )?,
-                    OutputKind::View { side_input } => writeln!(
-                        f,
-                        "   > view {} to S{} {to} (side input '{}')",
-                        o.pcollection, o.to_stage, plan.stages[o.to_stage].side_inputs[*side_input].tag
-                    )?,
-                    OutputKind::Collection => writeln!(f, "   > collection {} to S{} {to}", o.pcollection, o.to_stage)?,
+                    OutputKind::Shuffle { key_coder, lifted } => line.push_str(&format!(
+                        "  > S{} shuffle (key {key_coder}{})",
+                        o.to_stage,
+                        if *lifted { ", precombined" } else { "" }
+                    )),
+                    OutputKind::View { .. } => line.push_str(&format!("  > S{} view", o.to_stage)),
+                    OutputKind::Collection => line.push_str(&format!("  > S{}", o.to_stage)),
                 }
+            }
+            writeln!(f, "{line}")?;
+            // The fused transforms, wrapped at about 100 columns.
+            let mut fused = String::new();
+            for t in s.transforms.iter().skip(1) {
+                let item = format!("{t} [{}]", urn_label(&graph.transforms[t].urn));
+                if !fused.is_empty() && fused.len() + item.len() > 96 {
+                    writeln!(f, "   + {fused}")?;
+                    fused.clear();
+                }
+                if !fused.is_empty() {
+                    fused.push_str(", ");
+                }
+                fused.push_str(&item);
+            }
+            if !fused.is_empty() {
+                writeln!(f, "   + {fused}")?;
             }
         }
         Ok(())

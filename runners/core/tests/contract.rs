@@ -84,7 +84,8 @@ fn trailing_bytes_are_an_error() {
     let mut bytes = Vec::new();
     ops.encode(&batch(&["a"]), &mut bytes).unwrap();
     bytes.push(0);
-    let err = ops.decode(&bytes).err().expect("a stray byte must not decode").to_string();
+    let Err(err) = ops.decode(&bytes) else { panic!("a stray byte must not decode") };
+    let err = err.to_string();
     assert!(err.contains("element #1"), "{err}");
 }
 

@@ -15,9 +15,10 @@
 //! - queued bundles are delivered in shuffled order, and elements within a bundle are shuffled,
 //!   to expose code that depends on order.
 //!
-//! [`DirectOptions::checks`] off turns the checks off for speed. Combines are not lifted by
-//! default (a single thread gains little, and the reference counts late data per element);
-//! [`DirectOptions::lift_combines`] runs the lifted plan, as parallel runners do.
+//! [`DirectOptions::checks`] off turns the checks off for speed. Combines of bounded input are
+//! lifted, as parallel runners do (a bundle folds into one accumulator per key and window before
+//! the shuffle, so far fewer elements reach the grouping); [`DirectOptions::lift_combines`] off
+//! runs the unlifted plan.
 //!
 //! Architecture invariant: depends on `runnel-model` and `runnel-runner-core` only; all
 //! event-time logic and all execution of user code is core's.
@@ -56,7 +57,7 @@ impl Default for DirectOptions {
         DirectOptions {
             checks: true,
             seed: 0x5eed,
-            lift_combines: false,
+            lift_combines: true,
             step_observer: None,
             capabilities: Capabilities::all(),
         }
