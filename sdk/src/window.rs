@@ -207,32 +207,48 @@ impl SlidingWindows {
 }
 
 /// Assigns windows and sets the windowing strategy of the output.
+///
+/// A trigger set with [`WindowInto::triggering`] must be well formed as Beam Java requires: the
+/// sub-triggers of AfterAny and AfterAll, the early and late firings of AfterWatermark and the
+/// `finally` of OrFinally must be one-shot triggers (Beam's `OnceTrigger`; see
+/// [`runnel_runner_core::trigger::check_one_shot`]). Otherwise construction fails naming the
+/// transform and the sub-trigger: wrap the whole trigger in [`Triggers::repeatedly`] instead.
 pub struct WindowInto {
     strategy: WindowingStrategy,
     custom: Option<Arc<dyn WindowAssigner>>,
+    /// Whether the trigger came from the user (checked) or from another PCollection's strategy.
+    check_trigger: bool,
 }
 
 impl WindowInto {
     /// Windows by `window_fn` with Beam's defaults (default trigger, discarding, no lateness).
     pub fn new(window_fn: WindowFnSpec) -> Self {
-        WindowInto { strategy: WindowingStrategy::with_window_fn(window_fn), custom: None }
+        WindowInto { strategy: WindowingStrategy::with_window_fn(window_fn), custom: None, check_trigger: false }
     }
 
     /// Windows by a user [`WindowFn`] registered under a stable `name`.
     pub fn custom<F: WindowFn>(name: &str, f: F) -> Self {
         let payload = serde_json::to_value(&f).unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }));
         let spec = WindowFnSpec::Custom { name: name.to_string(), merging: f.is_merging(), payload };
-        WindowInto { strategy: WindowingStrategy::with_window_fn(spec), custom: Some(Arc::new(WindowFnAssigner(f))) }
+        WindowInto {
+            strategy: WindowingStrategy::with_window_fn(spec),
+            custom: Some(Arc::new(WindowFnAssigner(f))),
+            check_trigger: false,
+        }
     }
 
-    /// Sets a whole windowing strategy at once.
+    /// Sets a whole windowing strategy at once, typically one taken from another PCollection.
+    /// Its trigger is taken as it is (a grouping's continuation trigger may hold sub-triggers that
+    /// [`WindowInto::triggering`] would refuse, as Beam's continuations do).
     pub fn from_strategy(strategy: WindowingStrategy) -> Self {
-        WindowInto { strategy, custom: None }
+        WindowInto { strategy, custom: None, check_trigger: false }
     }
 
-    /// Sets the trigger.
+    /// Sets the trigger. Where Beam requires a one-shot trigger (see [`WindowInto`]) it must be
+    /// one, or construction fails.
     pub fn triggering(mut self, trigger: Trigger) -> Self {
         self.strategy.trigger = trigger;
+        self.check_trigger = true;
         self
     }
 
@@ -284,6 +300,12 @@ impl<T: Data> PTransform<PCollection<T>> for WindowInto {
     fn expand(self, input: PCollection<T>) -> PCollection<T> {
         let pipeline = input.pipeline().clone();
         let mut b = pipeline.lock();
+        if self.check_trigger {
+            if let Err(e) = runnel_runner_core::trigger::check_one_shot(&self.strategy.trigger) {
+                let name = b.current_name();
+                b.error(format!("transform '{name}': {e}"));
+            }
+        }
         if runnel_runner_core::trigger::may_finish(&self.strategy.trigger) {
             let name = b.current_name();
             b.trigger_may_finish(&name, &self.strategy.trigger);
