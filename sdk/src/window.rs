@@ -1,7 +1,7 @@
 //! Windowing: `WindowInto` with window functions (built-in or user), triggers, accumulation,
 //! allowed lateness, timestamp combiners, closing and on-time behaviour.
 
-use crate::pipeline::{single_output, PCollection, PTransform, PrimitiveSpec};
+use crate::pipeline::{single_output, Builder, PCollection, PTransform, PrimitiveSpec};
 use runnel_model::exec::{Executable, WindowAssigner};
 use runnel_model::{
     urns, AccumulationMode, ClosingBehavior, OnTimeBehavior, TimeTransform, Timestamp, TimestampCombiner, Trigger,
@@ -218,12 +218,19 @@ pub struct WindowInto {
     custom: Option<Arc<dyn WindowAssigner>>,
     /// Whether the trigger came from the user (checked) or from another PCollection's strategy.
     check_trigger: bool,
+    /// [`WindowInto::remerge`]: keep the windows and the strategy, restore a consumed window fn.
+    remerge: bool,
 }
 
 impl WindowInto {
     /// Windows by `window_fn` with Beam's defaults (default trigger, discarding, no lateness).
     pub fn new(window_fn: WindowFnSpec) -> Self {
-        WindowInto { strategy: WindowingStrategy::with_window_fn(window_fn), custom: None, check_trigger: false }
+        WindowInto {
+            strategy: WindowingStrategy::with_window_fn(window_fn),
+            custom: None,
+            check_trigger: false,
+            remerge: false,
+        }
     }
 
     /// Windows by a user [`WindowFn`] registered under a stable `name`.
@@ -234,6 +241,7 @@ impl WindowInto {
             strategy: WindowingStrategy::with_window_fn(spec),
             custom: Some(Arc::new(WindowFnAssigner(f))),
             check_trigger: false,
+            remerge: false,
         }
     }
 
@@ -241,7 +249,15 @@ impl WindowInto {
     /// Its trigger is taken as it is (a grouping's continuation trigger may hold sub-triggers that
     /// [`WindowInto::triggering`] would refuse, as Beam's continuations do).
     pub fn from_strategy(strategy: WindowingStrategy) -> Self {
-        WindowInto { strategy, custom: None, check_trigger: false }
+        WindowInto { strategy, custom: None, check_trigger: false, remerge: false }
+    }
+
+    /// Beam's `Window.remerge()`: keeps every element's window and the windowing strategy, but
+    /// makes a merging window function that a grouping consumed (sessions, say) merge again at
+    /// the next grouping. Without it (or another `WindowInto`), grouping the output of a grouping
+    /// over merging windows is refused, as in Beam.
+    pub fn remerge() -> Self {
+        WindowInto { strategy: WindowingStrategy::global_default(), custom: None, check_trigger: false, remerge: true }
     }
 
     /// Sets the trigger. Where Beam requires a one-shot trigger (see [`WindowInto`]) it must be
@@ -298,6 +314,9 @@ impl WindowInto {
 impl<T: Data> PTransform<PCollection<T>> for WindowInto {
     type Output = PCollection<T>;
     fn expand(self, input: PCollection<T>) -> PCollection<T> {
+        if self.remerge {
+            return remerge(input);
+        }
         let pipeline = input.pipeline().clone();
         let mut b = pipeline.lock();
         if self.check_trigger {
@@ -325,4 +344,60 @@ impl<T: Data> PTransform<PCollection<T>> for WindowInto {
         };
         single_output(&pipeline, spec, self.strategy, node.is_bounded, Some(node.coder_id))
     }
+}
+
+/// [`WindowInto::remerge`]: a pass-through (Flatten of one input, so no window is reassigned)
+/// whose output has the input's strategy with a consumed window function restored.
+fn remerge<T: Data>(input: PCollection<T>) -> PCollection<T> {
+    let pipeline = input.pipeline().clone();
+    let mut b = pipeline.lock();
+    let mut strategy = b.strategy_of(input.id());
+    if let WindowFnSpec::Consumed { original, .. } = strategy.window_fn {
+        strategy.window_fn = *original;
+    }
+    if let Some(code) = b.window_fn_of(input.id()) {
+        let id = b.intern_strategy(strategy.clone());
+        b.bind_window_fn(&id, code);
+    }
+    let node = b.pcollection(input.id()).clone();
+    drop(b);
+    let spec = PrimitiveSpec {
+        urn: urns::FLATTEN,
+        inputs: vec![("0".into(), input.id().to_string())],
+        payload: serde_json::Value::Null,
+        executable: None,
+    };
+    single_output(&pipeline, spec, strategy, node.is_bounded, Some(node.coder_id))
+}
+
+/// The windowing strategy of a grouping's output (GroupByKey, Combine per key), as Beam's
+/// GroupByKey gives it: the continuation of the trigger, so that a grouping downstream fires as
+/// this one's panes arrive; and a merging window function marked consumed
+/// ([`WindowFnSpec::Consumed`], Beam's `InvalidWindows`), since the output's windows are final.
+/// Records a construction error, naming this grouping and the one that consumed it, when the
+/// input's window function was already consumed.
+pub(crate) fn grouping_output_strategy(b: &mut Builder, input: &str) -> WindowingStrategy {
+    let name = b.current_name();
+    let mut strategy = b.strategy_of(input);
+    if let WindowFnSpec::Consumed { cause, .. } = &strategy.window_fn {
+        b.error(format!(
+            "transform '{name}': a grouping needs a valid window function, but {cause}; re-window the \
+             input first: WindowInto::remerge() to merge its windows again at this grouping, or a new \
+             WindowInto"
+        ));
+    }
+    strategy.trigger = runnel_runner_core::trigger::continuation(&strategy.trigger);
+    if strategy.window_fn.is_merging() {
+        let cause = format!(
+            "the merging window function {} has already been consumed by the previous grouping '{name}'",
+            strategy.window_fn.urn()
+        );
+        strategy.window_fn = WindowFnSpec::Consumed { cause, original: Box::new(strategy.window_fn) };
+        // Keep the user function's code reachable, for a later remerge.
+        if let Some(code) = b.window_fn_of(input) {
+            let id = b.intern_strategy(strategy.clone());
+            b.bind_window_fn(&id, code);
+        }
+    }
+    strategy
 }

@@ -207,6 +207,8 @@ macro_rules! conformance_suite {
                 a_session_closed_by_its_trigger_stays_closed,
                 the_empty_on_time_pane_fires_only_while_not_late_for_the_output_watermark,
                 triggers_that_fire_again_where_beam_needs_one_shot_are_refused,
+                a_second_grouping_over_consumed_sessions_is_refused,
+                remerge_merges_consumed_windows_again_at_the_next_grouping,
                 // Windowing in batch.
                 fixed_windows_group_by_key_fires_one_on_time_pane_per_window,
                 fixed_windows_combine_per_key,

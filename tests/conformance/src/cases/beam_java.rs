@@ -211,3 +211,63 @@ pub fn triggers_that_fire_again_where_beam_needs_one_shot_are_refused(options: P
     assert_eq!(p.construction_errors(), Vec::<String>::new());
     run_ok(&p);
 }
+
+/// After a grouping over sessions (any merging window function) the windows are final: Beam
+/// Java gives the output an invalid window function ("already consumed by previous
+/// GroupByKey") and refuses a later grouping at construction. The error names both groupings
+/// and offers `WindowInto::remerge()`.
+pub fn a_second_grouping_over_consumed_sessions_is_refused(options: PipelineOptions) {
+    let p = Pipeline::new(options.clone());
+    p.apply("Create", Create::timestamped(vec![(("a".to_string(), 1i64), Timestamp(0))]))
+        .apply("Sessions", WindowInto::new(Sessions::with_gap(10)))
+        .apply("First", GroupByKey::new())
+        .map("Sizes", |(k, vs): (String, Vec<i64>)| (k, vs.len() as i64))
+        .combine_per_key("Second", combine::Sum::<i64>::new());
+    let errors = p.construction_errors();
+    assert!(
+        errors.iter().any(|e| e.contains("'Second'") && e.contains("'First'") && e.contains("WindowInto::remerge()")),
+        "construction errors: {errors:?}"
+    );
+    assert!(p.run().is_err(), "a grouping over consumed sessions must not run");
+
+    // Fixed windows do not merge: a second grouping is fine.
+    let p = Pipeline::new(options);
+    p.apply("Create", Create::timestamped(vec![(("a".to_string(), 1i64), Timestamp(0))]))
+        .apply("Fixed", WindowInto::new(FixedWindows::of(10)))
+        .apply("First", GroupByKey::new())
+        .map("Sizes", |(k, vs): (String, Vec<i64>)| (k, vs.len() as i64))
+        .combine_per_key("Second", combine::Sum::<i64>::new());
+    assert_eq!(p.construction_errors(), Vec::<String>::new());
+}
+
+/// `WindowInto::remerge()` (Beam's `Window.remerge()`) keeps each element's merged window and
+/// lets the next grouping merge those windows again; a fresh `WindowInto::new(Sessions)` would
+/// instead start new sessions from the first grouping's output timestamps.
+/// ```text
+/// Sessions(10), batch: a@0 a@5 b@12 c@40
+/// First (count per key)   → a 2 [0,15) @14, b 1 [12,22) @21, c 1 [40,50) @49
+/// re-keyed to "all", remerge, Second (sum per key): [0,15) and [12,22) overlap and merge
+///                         → all 3 [0,22) @21 ON_TIME 0/0 last, all 1 [40,50) @49 ON_TIME 0/0 last
+/// ```
+pub fn remerge_merges_consumed_windows_again_at_the_next_grouping(options: PipelineOptions) {
+    let p = Pipeline::new(options);
+    let events = vec![("a", 0), ("a", 5), ("b", 12), ("c", 40)];
+    p.apply(
+        "Create",
+        Create::timestamped(events.into_iter().map(|(k, t)| ((k.to_string(), 1i64), Timestamp(t))).collect()),
+    )
+    .apply("Sessions", WindowInto::new(Sessions::with_gap(10)))
+    .combine_per_key("First", combine::Sum::<i64>::new())
+    .map("AllOneKey", |(_, n): (String, i64)| ("all".to_string(), n))
+    .apply("Remerge", WindowInto::remerge())
+    .combine_per_key("Second", combine::Sum::<i64>::new())
+    .apply("Reify", Reify)
+    .apply(
+        "Check",
+        PAssert::equal_in_any_order(vec![
+            pane("all", 3, (0, 22), 21, PaneTiming::OnTime, 0, 0, true),
+            pane("all", 1, (40, 50), 49, PaneTiming::OnTime, 0, 0, true),
+        ]),
+    );
+    run_ok(&p);
+}
