@@ -196,21 +196,16 @@ pub fn on_fire(trigger: &Trigger, st: &mut TriggerState, time: &TriggerTime) {
             }
             st.finished = st.index >= triggers.len();
         }
-        Trigger::AfterAny { triggers } => {
+        // AfterAny and AfterAll fire once (Beam's AfterFirst and AfterAll are OnceTriggers): with
+        // one-shot sub-triggers their firing finishes them anyway; a tree with a repeating
+        // sub-trigger (which only a continuation trigger can hold) finishes as in Beam.
+        Trigger::AfterAny { triggers } | Trigger::AfterAll { triggers } => {
             for (t, s) in triggers.iter().zip(st.subs.iter_mut()) {
                 if should_fire(t, s, time) {
                     on_fire(t, s, time);
                 }
             }
-            st.finished = st.subs.iter().any(|s| s.finished);
-        }
-        Trigger::AfterAll { triggers } => {
-            for (t, s) in triggers.iter().zip(st.subs.iter_mut()) {
-                if should_fire(t, s, time) {
-                    on_fire(t, s, time);
-                }
-            }
-            st.finished = st.subs.iter().all(|s| s.finished);
+            st.finished = true;
         }
         Trigger::OrFinally { main, finally } => {
             if should_fire(finally, &st.subs[1], time) {
@@ -259,8 +254,8 @@ pub fn may_finish(trigger: &Trigger) -> bool {
         Trigger::Default | Trigger::Never | Trigger::Always | Trigger::Repeatedly { .. } => false,
         Trigger::AfterWatermark { late, .. } => late.is_none(),
         Trigger::AfterProcessingTime { .. } | Trigger::AfterCount { .. } | Trigger::OrFinally { .. } => true,
-        Trigger::AfterEach { triggers } | Trigger::AfterAll { triggers } => triggers.iter().all(may_finish),
-        Trigger::AfterAny { triggers } => triggers.iter().any(may_finish),
+        Trigger::AfterAny { .. } | Trigger::AfterAll { .. } => true,
+        Trigger::AfterEach { triggers } => triggers.iter().all(may_finish),
     }
 }
 
@@ -483,6 +478,21 @@ mod tests {
         assert_eq!(check_one_shot(&ok), Ok(()));
         let each = Trigger::AfterEach { triggers: vec![Trigger::Default, Trigger::Always] };
         assert_eq!(check_one_shot(&each), Ok(()), "AfterEach takes any trigger, as Beam's AfterEach.inOrder");
+    }
+
+    #[test]
+    fn after_any_and_after_all_fire_once_whatever_their_sub_triggers() {
+        // As Beam's AfterFirst / AfterAll (OnceTriggers); such trees reach a grouping only as
+        // continuation triggers, since WindowInto refuses them.
+        let every = Trigger::Repeatedly { trigger: Box::new(Trigger::AfterCount { count: 1 }) };
+        for t in [Trigger::AfterAny { triggers: vec![every.clone()] }, Trigger::AfterAll { triggers: vec![every] }] {
+            let mut s = new_state(&t);
+            on_element(&t, &mut s, &time(0, 0));
+            assert!(should_fire(&t, &s, &time(0, 0)));
+            on_fire(&t, &mut s, &time(0, 0));
+            assert!(s.finished, "{t:?}");
+            assert!(may_finish(&t));
+        }
     }
 
     #[test]
