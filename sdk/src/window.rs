@@ -218,19 +218,12 @@ pub struct WindowInto {
     custom: Option<Arc<dyn WindowAssigner>>,
     /// Whether the trigger came from the user (checked) or from another PCollection's strategy.
     check_trigger: bool,
-    /// [`WindowInto::remerge`]: keep the windows and the strategy, restore a consumed window fn.
-    remerge: bool,
 }
 
 impl WindowInto {
     /// Windows by `window_fn` with Beam's defaults (default trigger, discarding, no lateness).
     pub fn new(window_fn: WindowFnSpec) -> Self {
-        WindowInto {
-            strategy: WindowingStrategy::with_window_fn(window_fn),
-            custom: None,
-            check_trigger: false,
-            remerge: false,
-        }
+        WindowInto { strategy: WindowingStrategy::with_window_fn(window_fn), custom: None, check_trigger: false }
     }
 
     /// Windows by a user [`WindowFn`] registered under a stable `name`.
@@ -241,7 +234,6 @@ impl WindowInto {
             strategy: WindowingStrategy::with_window_fn(spec),
             custom: Some(Arc::new(WindowFnAssigner(f))),
             check_trigger: false,
-            remerge: false,
         }
     }
 
@@ -249,15 +241,15 @@ impl WindowInto {
     /// Its trigger is taken as it is (a grouping's continuation trigger may hold sub-triggers that
     /// [`WindowInto::triggering`] would refuse, as Beam's continuations do).
     pub fn from_strategy(strategy: WindowingStrategy) -> Self {
-        WindowInto { strategy, custom: None, check_trigger: false, remerge: false }
+        WindowInto { strategy, custom: None, check_trigger: false }
     }
 
     /// Beam's `Window.remerge()`: keeps every element's window and the windowing strategy, but
     /// makes a merging window function that a grouping consumed (sessions, say) merge again at
     /// the next grouping. Without it (or another `WindowInto`), grouping the output of a grouping
     /// over merging windows is refused, as in Beam.
-    pub fn remerge() -> Self {
-        WindowInto { strategy: WindowingStrategy::global_default(), custom: None, check_trigger: false, remerge: true }
+    pub fn remerge() -> Remerge {
+        Remerge
     }
 
     /// Sets the trigger. Where Beam requires a one-shot trigger (see [`WindowInto`]) it must be
@@ -314,9 +306,6 @@ impl WindowInto {
 impl<T: Data> PTransform<PCollection<T>> for WindowInto {
     type Output = PCollection<T>;
     fn expand(self, input: PCollection<T>) -> PCollection<T> {
-        if self.remerge {
-            return remerge(input);
-        }
         let pipeline = input.pipeline().clone();
         let mut b = pipeline.lock();
         if self.check_trigger {
@@ -346,8 +335,18 @@ impl<T: Data> PTransform<PCollection<T>> for WindowInto {
     }
 }
 
-/// [`WindowInto::remerge`]: a pass-through (Flatten of one input, so no window is reassigned)
-/// whose output has the input's strategy with a consumed window function restored.
+/// See [`WindowInto::remerge`]: a pass-through (a Flatten of one input, so no window is
+/// reassigned) whose output has the input's windowing strategy with a consumed window function
+/// restored; on any other input it changes nothing.
+pub struct Remerge;
+
+impl<T: Data> PTransform<PCollection<T>> for Remerge {
+    type Output = PCollection<T>;
+    fn expand(self, input: PCollection<T>) -> PCollection<T> {
+        remerge(input)
+    }
+}
+
 fn remerge<T: Data>(input: PCollection<T>) -> PCollection<T> {
     let pipeline = input.pipeline().clone();
     let mut b = pipeline.lock();
