@@ -143,8 +143,7 @@ fn main() -> ExitCode {
         p.apply_to("AllLines", vec![team_lines, session_lines], Flatten)
             .apply("WriteStats", WriteToText::new(args.job.output).with_num_shards(args.job.num_shards.unwrap_or(0)));
         let result = p.run()?;
-        eprintln!("{NUM_PARSE_ERRORS}: {}", result.counter(NUM_PARSE_ERRORS));
-        eprintln!("num_spammers: {}", result.counter("num_spammers"));
+        runnel_examples::print_counters(&result, &[NUM_PARSE_ERRORS, "num_spammers"]);
         Ok(())
     })
 }

@@ -50,7 +50,7 @@ struct Args {
     #[arg(long, value_name = "REPLAY")]
     input: String,
     /// Output prefix: writes PREFIX-SSSSS-of-NNNNN.
-    #[arg(long, value_name = "PREFIX")]
+    #[arg(long, value_name = "PREFIX", value_parser = runnel_examples::output_prefix)]
     output: String,
     /// Number of output shards (default: the runner chooses).
     #[arg(long, value_name = "N")]
@@ -206,8 +206,7 @@ fn main() -> ExitCode {
         p.apply_to("AllScores", vec![team, users], Flatten)
             .apply("WriteScores", WriteToText::new(args.output).with_num_shards(args.num_shards.unwrap_or(0)));
         let result = p.run()?;
-        eprintln!("{NUM_PARSE_ERRORS}: {}", result.counter(NUM_PARSE_ERRORS));
-        eprintln!("dropped_due_to_lateness: {}", result.counter("dropped_due_to_lateness"));
+        runnel_examples::print_counters(&result, &[NUM_PARSE_ERRORS, "dropped_due_to_lateness"]);
         Ok(())
     })
 }

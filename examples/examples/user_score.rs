@@ -36,7 +36,7 @@ fn main() -> ExitCode {
                 WriteToText::new(args.job.output).with_num_shards(args.job.num_shards.unwrap_or(0)),
             );
         let result = p.run()?;
-        eprintln!("{NUM_PARSE_ERRORS}: {}", result.counter(NUM_PARSE_ERRORS));
+        runnel_examples::print_counters(&result, &[NUM_PARSE_ERRORS]);
         Ok(())
     })
 }

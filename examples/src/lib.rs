@@ -28,7 +28,7 @@ pub struct TextJobArgs {
     #[arg(long, value_name = "PATTERN")]
     pub input: String,
     /// Output prefix: writes PREFIX-SSSSS-of-NNNNN.
-    #[arg(long, value_name = "PREFIX")]
+    #[arg(long, value_name = "PREFIX", value_parser = output_prefix)]
     pub output: String,
     /// Number of output shards (default: the runner chooses).
     #[arg(long, value_name = "N")]
@@ -36,6 +36,17 @@ pub struct TextJobArgs {
     /// Runner and runner flags.
     #[command(flatten)]
     pub pipeline: runnel::PipelineOptions,
+}
+
+/// Parses an `--output` prefix, refusing one that cannot name shards (empty, or naming a directory such as `out/`)
+/// before anything is built or run; see [`runnel_io::files::check_output_prefix`]. For clap's `value_parser`.
+///
+/// # Errors
+///
+/// The [`runnel_io::files::FileError`] saying what is wrong with the prefix.
+pub fn output_prefix(prefix: &str) -> Result<String, runnel_io::files::FileError> {
+    runnel_io::files::check_output_prefix(prefix)?;
+    Ok(prefix.to_owned())
 }
 
 /// Runs `body`, the whole of an example program. On success the exit status is 0; on error one line
@@ -57,6 +68,17 @@ pub fn run_main(body: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
             eprintln!("error: {}", error_message(&error));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Prints the named counters of a finished job to standard error, one `name: value` line each;
+/// nothing when the job did not run (`--explain`, `--dump-graph`).
+pub fn print_counters(result: &runnel::PipelineResult, names: &[&str]) {
+    if result.state() == runnel::JobState::NotRun {
+        return;
+    }
+    for name in names {
+        eprintln!("{name}: {}", result.counter(name));
     }
 }
 

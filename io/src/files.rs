@@ -2,7 +2,7 @@
 //!
 //! This module knows nothing of pipelines: it turns an input pattern into files ([`expand_pattern`]), reads a file
 //! line by line ([`LineReader`], [`read_lines_batched`]) and writes output shards that become visible only when the
-//! job commits ([`ShardWriter`], [`commit_shards`]). The text source and sink of this crate are built on it.
+//! job commits ([`ShardWriter`], and the protocol of [`crate::commit`]). The text source and sink of this crate are built on it.
 //!
 //! # Text input
 //!
@@ -18,27 +18,29 @@
 //! the job's token (given by the caller, see [`new_job_token`]) and `WRITER` is unique to the writer, so that two
 //! attempts at the same shard (a retried task) never write the same file. [`ShardWriter::finish`] flushes and
 //! syncs the file and returns a [`TempShard`], plain serialisable data that can travel through a pipeline to the
-//! place where the job commits. A committed job:
+//! place where the job commits.
 //!
-//! 1. completes the set of shards with empty ones for the indexes that got no records ([`fill_missing_shards`]),
-//! 2. renames every temporary file to its final name ([`commit_shards`]),
-//! 3. removes what other attempts left behind ([`remove_temp_files`]).
-//!
-//! A failed job removes its temporary files ([`abort_shards`], [`remove_temp_files`]) and leaves no final file.
+//! Shards become visible through the commit protocol of [`crate::commit`]: a job takes the lock of its prefix
+//! ([`crate::commit::PrefixLock`]) before it writes, and commits with [`crate::commit::PrefixLock::commit`], which
+//! replaces every earlier shard of the prefix through a journal, so that a reader never sees shards of two runs
+//! mixed. A failed job removes its temporary files ([`abort_shards`], [`remove_temp_files`]) and leaves no final
+//! file.
 //!
 //! ```
-//! use runnel_io::files::{commit_shards, expand_pattern, fill_missing_shards, remove_temp_files, ShardWriter};
+//! use runnel_io::commit::PrefixLock;
+//! use runnel_io::files::{expand_pattern, ShardWriter};
 //!
 //! # fn main() -> Result<(), runnel_io::files::FileError> {
 //! # let dir = tempfile::tempdir().unwrap();
 //! # let prefix_path = dir.path().join("out").join("counts");
 //! # let prefix = prefix_path.to_str().unwrap();
 //! let token = "job42";
+//! let lock = PrefixLock::acquire(prefix, token)?;
 //! let mut writer = ShardWriter::create(prefix, 0, 2, token)?;
 //! writer.write_record("king: 2")?;
-//! let shards = fill_missing_shards(prefix, 2, token, vec![writer.finish()?])?;
-//! commit_shards(&shards)?;
-//! remove_temp_files(prefix, token)?;
+//! let shards = lock.commit(2, vec![writer.finish()?])?;
+//! lock.release()?;
+//! assert_eq!(shards.len(), 2);
 //! assert_eq!(expand_pattern(&format!("{prefix}-*"))?.len(), 2);
 //! # Ok(())
 //! # }
@@ -63,7 +65,7 @@ const BUFFER_CAPACITY: usize = 64 * 1024;
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Marks a temporary shard file: `.NAME` + `TEMP_MARKER` + `TOKEN` + `.` + `WRITER`.
-const TEMP_MARKER: &str = ".runnel-tmp-";
+pub(crate) const TEMP_MARKER: &str = ".runnel-tmp-";
 
 /// An error reading input files or writing output shards.
 ///
@@ -132,6 +134,35 @@ pub enum FileError {
         /// What is wrong.
         reason: String,
     },
+    /// An input given as a plain path is a directory.
+    #[error("the input '{}' is a directory, not a file: to read the files in it, give a glob such as '{}'",
+        path.display(), path.join("*").display())]
+    InputIsDirectory {
+        /// The directory, as given.
+        path: PathBuf,
+    },
+    /// Another live job holds the lock of an output prefix: it is writing there.
+    #[error(
+        "output prefix '{prefix}' is being written by another job, {}; it holds the lock {} until it ends",
+        holder.as_ref().map_or_else(|| "not yet identified".to_owned(), ToString::to_string),
+        lock_path.display()
+    )]
+    PrefixLocked {
+        /// The output prefix, as given.
+        prefix: String,
+        /// The lock file.
+        lock_path: PathBuf,
+        /// The job holding the lock, as its lock file names it (`None` while the holder has not written it yet).
+        holder: Option<crate::commit::LockHolder>,
+    },
+    /// The commit journal of an output prefix cannot be understood.
+    #[error("invalid commit journal {}: {reason}; remove it by hand once you have checked the output", path.display())]
+    InvalidJournal {
+        /// The journal file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl FileError {
@@ -157,8 +188,9 @@ impl FileError {
 ///
 /// # Errors
 ///
-/// [`FileError::NoMatch`] if no regular file matches, [`FileError::InvalidPattern`] if the glob is malformed, and
-/// [`FileError::Io`] if a matched path or a directory to search cannot be read.
+/// [`FileError::NoMatch`] if no regular file matches, [`FileError::InputIsDirectory`] if a plain path (not a glob)
+/// names a directory, [`FileError::InvalidPattern`] if the glob is malformed, and [`FileError::Io`] if a matched path
+/// or a directory to search cannot be read.
 pub fn expand_pattern(pattern: &str) -> Result<Vec<PathBuf>, FileError> {
     let mut files = BTreeSet::new();
     if pattern.contains(['*', '?', '[']) {
@@ -180,6 +212,8 @@ pub fn expand_pattern(pattern: &str) -> Result<Vec<PathBuf>, FileError> {
         }
     } else if is_regular_file(Path::new(pattern))? {
         files.insert(PathBuf::from(pattern));
+    } else if Path::new(pattern).is_dir() {
+        return Err(FileError::InputIsDirectory { path: PathBuf::from(pattern) });
     }
     if files.is_empty() {
         return Err(FileError::NoMatch { pattern: pattern.to_owned() });
@@ -421,7 +455,7 @@ fn unique_id() -> String {
 }
 
 /// Checks that a job token can be part of a file name and cannot be confused with another token.
-fn check_token(prefix: &str, token: &str) -> Result<(), FileError> {
+pub(crate) fn check_token(prefix: &str, token: &str) -> Result<(), FileError> {
     if token.is_empty() || !token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
         return Err(FileError::InvalidOutput {
             prefix: prefix.to_owned(),
@@ -433,11 +467,44 @@ fn check_token(prefix: &str, token: &str) -> Result<(), FileError> {
     Ok(())
 }
 
+/// Checks that `prefix` can name output shards `PREFIX-SSSSS-of-NNNNN`: it is not empty, and its last part names
+/// files, not a directory (`out/`, `.` or `out/..` would give shards named `-00000-of-00001`, `.-00000-of-00001`,
+/// …). Programs should call it on their `--output` before they build or run anything.
+///
+/// ```
+/// use runnel_io::files::check_output_prefix;
+/// assert!(check_output_prefix("out/counts").is_ok());
+/// assert!(check_output_prefix("out/").is_err());
+/// assert!(check_output_prefix("").is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`FileError::InvalidOutput`] naming the prefix and saying what is wrong.
+pub fn check_output_prefix(prefix: &str) -> Result<(), FileError> {
+    let invalid = |reason: String| Err(FileError::InvalidOutput { prefix: prefix.to_owned(), reason });
+    if prefix.is_empty() {
+        return invalid("the prefix is empty; give a path prefix such as 'out/counts'".to_owned());
+    }
+    if prefix.contains('\0') {
+        return invalid("the prefix contains a NUL character".to_owned());
+    }
+    let last = prefix.rsplit(std::path::is_separator).next().unwrap_or(prefix);
+    if last.is_empty() || last == "." || last == ".." {
+        let dir = prefix.trim_end_matches(std::path::is_separator);
+        let dir = if dir.is_empty() { prefix } else { dir };
+        return invalid(format!(
+            "it names a directory, not a file name prefix, so the shards would be named '{last}-00000-of-00001'; \
+             give a name inside it, such as '{dir}/part'"
+        ));
+    }
+    Ok(())
+}
+
 /// Checks an output prefix and a shard index.
 fn check_shard(prefix: &str, index: usize, num_shards: usize) -> Result<(), FileError> {
-    let reason = if prefix.is_empty() {
-        "the prefix is empty".to_owned()
-    } else if num_shards == 0 {
+    check_output_prefix(prefix)?;
+    let reason = if num_shards == 0 {
         "the number of shards is 0".to_owned()
     } else if index >= num_shards {
         format!("shard index {index} is out of range for {num_shards} shards")
@@ -449,7 +516,7 @@ fn check_shard(prefix: &str, index: usize, num_shards: usize) -> Result<(), File
 
 /// The directory of an output prefix (`""` for a bare prefix) and the file name part of its shards, `NAME` in
 /// `NAME-SSSSS-of-NNNNN` (possibly empty, for a prefix such as `out/`).
-fn split_prefix(prefix: &str) -> (PathBuf, String) {
+pub(crate) fn split_prefix(prefix: &str) -> (PathBuf, String) {
     let probe = PathBuf::from(format!("{prefix}-"));
     let dir = probe.parent().map(Path::to_path_buf).unwrap_or_default();
     let name = probe.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -458,7 +525,13 @@ fn split_prefix(prefix: &str) -> (PathBuf, String) {
 }
 
 /// The final path of a shard and the path of its temporary file for one writer.
-fn shard_paths(prefix: &str, index: usize, num_shards: usize, token: &str, writer_id: &str) -> (PathBuf, PathBuf) {
+pub(crate) fn shard_paths(
+    prefix: &str,
+    index: usize,
+    num_shards: usize,
+    token: &str,
+    writer_id: &str,
+) -> (PathBuf, PathBuf) {
     let (dir, name) = split_prefix(prefix);
     let shard = shard_name(&name, index, num_shards);
     let temp = dir.join(format!(".{shard}{TEMP_MARKER}{token}.{writer_id}"));
@@ -466,7 +539,7 @@ fn shard_paths(prefix: &str, index: usize, num_shards: usize, token: &str, write
 }
 
 /// A directory path usable with `fs` functions: a bare prefix lives in the current directory.
-fn dir_or_current(dir: &Path) -> &Path {
+pub(crate) fn dir_or_current(dir: &Path) -> &Path {
     if dir.as_os_str().is_empty() {
         Path::new(".")
     } else {
@@ -607,7 +680,7 @@ pub fn write_empty_shard(prefix: &str, index: usize, num_shards: usize, token: &
 }
 
 /// Completes `shards` (finished shards of the output `prefix`) with an empty shard for every index of
-/// `0..num_shards` that has none, and returns them all sorted by final name, so that after [`commit_shards`] every
+/// `0..num_shards` that has none, and returns them all sorted by final name, so that after [`crate::commit::PrefixLock::commit`] every
 /// shard of the output exists.
 ///
 /// # Errors
@@ -628,49 +701,6 @@ pub fn fill_missing_shards(
     }
     shards.sort_by(|a, b| a.final_path.cmp(&b.final_path));
     Ok(shards)
-}
-
-/// Commits finished shards: renames every temporary file to its final name, replacing any file of that name.
-///
-/// Every temporary file is checked before anything is renamed. A shard whose temporary file is gone but whose final
-/// file exists was committed already (a retried commit) and is skipped, so committing twice is harmless. Renaming
-/// is atomic on a local filesystem: a reader sees either no shard or the whole shard.
-///
-/// # Errors
-///
-/// [`FileError::MissingTempFile`] (nothing is renamed then), or [`FileError::Rename`] naming both paths.
-pub fn commit_shards(shards: &[TempShard]) -> Result<(), FileError> {
-    let mut pending = Vec::with_capacity(shards.len());
-    for shard in shards {
-        if shard.temp_path.exists() {
-            pending.push(shard);
-        } else if !shard.final_path.exists() {
-            return Err(FileError::MissingTempFile {
-                temp_path: shard.temp_path.clone(),
-                final_path: shard.final_path.clone(),
-            });
-        }
-    }
-    let mut dirs = BTreeSet::new();
-    for shard in pending {
-        match fs::rename(&shard.temp_path, &shard.final_path) {
-            Ok(()) => {}
-            // The same shard listed twice: renamed already.
-            Err(e) if e.kind() == io::ErrorKind::NotFound && shard.final_path.exists() => {}
-            Err(error) => {
-                return Err(FileError::Rename { from: shard.temp_path.clone(), to: shard.final_path.clone(), error })
-            }
-        }
-        dirs.insert(shard.final_path.parent().map(Path::to_path_buf).unwrap_or_default());
-    }
-    // Make the renames durable; best effort, as some filesystems cannot sync a directory.
-    #[cfg(unix)]
-    for dir in dirs {
-        if let Ok(dir) = File::open(dir_or_current(&dir)) {
-            let _ = dir.sync_all();
-        }
-    }
-    Ok(())
 }
 
 /// Removes the temporary files of `shards` (a failed job's finished shards); files already gone are fine.
@@ -719,7 +749,7 @@ pub fn remove_temp_files(prefix: &str, token: &str) -> Result<usize, FileError> 
 }
 
 /// Removes a file; returns whether it existed.
-fn remove_if_exists(path: &Path) -> Result<bool, FileError> {
+pub(crate) fn remove_if_exists(path: &Path) -> Result<bool, FileError> {
     match fs::remove_file(path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
@@ -753,6 +783,13 @@ mod tests {
 
     fn prefix_in(dir: &TempDir, prefix: &str) -> String {
         dir.path().join(prefix).to_str().unwrap().to_owned()
+    }
+
+    /// Commits `shards` through the protocol of [`crate::commit`].
+    fn commit_all(prefix: &str, token: &str, num_shards: usize, shards: Vec<TempShard>) {
+        let lock = crate::commit::PrefixLock::acquire(prefix, token).unwrap();
+        lock.commit(num_shards, shards).unwrap();
+        lock.release().unwrap();
     }
 
     fn file_names(dir: &Path) -> Vec<String> {
@@ -810,8 +847,37 @@ mod tests {
         let dir = TempDir::new().unwrap();
         fs::create_dir(dir.path().join("sub")).unwrap();
         assert!(matches!(expand_pattern(&pattern_in(&dir, "*")), Err(FileError::NoMatch { .. })));
+    }
+
+    #[test]
+    fn a_directory_given_as_a_plain_path_is_an_error_saying_so() {
+        let dir = TempDir::new().unwrap();
+        write(dir.path(), "sub/a.txt", b"x\n");
         let plain = dir.path().join("sub");
-        assert!(matches!(expand_pattern(plain.to_str().unwrap()), Err(FileError::NoMatch { .. })));
+        let error = expand_pattern(plain.to_str().unwrap()).unwrap_err();
+        assert!(matches!(&error, FileError::InputIsDirectory { path } if *path == plain), "{error:?}");
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "the input '{}' is a directory, not a file: to read the files in it, give a glob such as '{}/*'",
+                plain.display(),
+                plain.display()
+            )
+        );
+    }
+
+    #[test]
+    fn output_prefixes_that_name_a_directory_or_nothing_are_refused() {
+        for prefix in ["", "out/", "dir/sub/", ".", "..", "out/.", "out/..", "/"] {
+            let error = check_output_prefix(prefix).unwrap_err();
+            assert!(matches!(&error, FileError::InvalidOutput { prefix: p, .. } if p == prefix), "{error:?}");
+            assert!(error.to_string().starts_with(&format!("invalid output for prefix '{prefix}': ")), "{error}");
+        }
+        let error = check_output_prefix("out/").unwrap_err().to_string();
+        assert!(error.contains("names a directory") && error.contains("'out/part'"), "{error}");
+        for prefix in ["counts", "out/counts", "./counts", "/tmp/x/counts", "out/.hidden", "a b/c d"] {
+            check_output_prefix(prefix).unwrap();
+        }
     }
 
     #[test]
@@ -1053,46 +1119,11 @@ mod tests {
         let pattern = format!("{prefix}-*");
         assert!(matches!(expand_pattern(&pattern), Err(FileError::NoMatch { .. })));
 
-        commit_shards(&shards).unwrap();
+        commit_all(&prefix, "job1", 2, shards);
         assert_eq!(file_names(&out), ["counts-00000-of-00002", "counts-00001-of-00002"]);
         assert_eq!(fs::read_to_string(out.join("counts-00000-of-00002")).unwrap(), "record 0a\nrecord 0b\n");
         assert_eq!(fs::read_to_string(out.join("counts-00001-of-00002")).unwrap(), "record 1a\nrecord 1b\n");
         assert_eq!(expand_pattern(&pattern).unwrap().len(), 2);
-    }
-
-    #[test]
-    fn committing_twice_is_harmless() {
-        let dir = TempDir::new().unwrap();
-        let prefix = prefix_in(&dir, "counts");
-        let shards = vec![write_empty_shard(&prefix, 0, 1, "job").unwrap()];
-        commit_shards(&shards).unwrap();
-        commit_shards(&shards).unwrap();
-        assert_eq!(file_names(dir.path()), ["counts-00000-of-00001"]);
-    }
-
-    #[test]
-    fn commit_with_a_missing_temporary_file_renames_nothing() {
-        let dir = TempDir::new().unwrap();
-        let prefix = prefix_in(&dir, "counts");
-        let good = write_empty_shard(&prefix, 0, 2, "job").unwrap();
-        let lost = write_empty_shard(&prefix, 1, 2, "job").unwrap();
-        fs::remove_file(&lost.temp_path).unwrap();
-        let error = commit_shards(&[good.clone(), lost.clone()]).unwrap_err();
-        assert!(matches!(error, FileError::MissingTempFile { .. }));
-        assert!(error.to_string().contains(&lost.temp_path.display().to_string()), "{error}");
-        assert!(good.temp_path.exists());
-        assert!(!good.final_path.exists());
-    }
-
-    #[test]
-    fn commit_replaces_an_older_final_shard() {
-        let dir = TempDir::new().unwrap();
-        let prefix = prefix_in(&dir, "counts");
-        write(dir.path(), "counts-00000-of-00001", b"old\n");
-        let mut writer = ShardWriter::create(&prefix, 0, 1, "job").unwrap();
-        writer.write_record("new").unwrap();
-        commit_shards(&[writer.finish().unwrap()]).unwrap();
-        assert_eq!(fs::read_to_string(dir.path().join("counts-00000-of-00001")).unwrap(), "new\n");
     }
 
     #[test]
@@ -1110,8 +1141,7 @@ mod tests {
     fn remove_temp_files_removes_only_this_jobs_temporary_files_of_this_prefix() {
         let dir = TempDir::new().unwrap();
         let prefix = prefix_in(&dir, "counts");
-        let committed = write_empty_shard(&prefix, 0, 3, "job").unwrap();
-        commit_shards(&[committed]).unwrap();
+        write(dir.path(), "counts-00000-of-00003", b"");
         let _finished = write_empty_shard(&prefix, 1, 3, "job").unwrap();
         let mut unfinished = ShardWriter::create(&prefix, 2, 3, "job").unwrap();
         unfinished.write_record("x").unwrap();
@@ -1155,7 +1185,7 @@ mod tests {
         let dir = TempDir::new().unwrap();
         let prefix = prefix_in(&dir, "counts");
         let writer = ShardWriter::create(&prefix, 0, 1, "job").unwrap();
-        commit_shards(&[writer.finish().unwrap()]).unwrap();
+        commit_all(&prefix, "job", 1, vec![writer.finish().unwrap()]);
         assert_eq!(fs::read(dir.path().join("counts-00000-of-00001")).unwrap(), b"");
     }
 
@@ -1167,7 +1197,7 @@ mod tests {
         writer.write_record("only").unwrap();
         let shards = fill_missing_shards(&prefix, 3, "job", vec![writer.finish().unwrap()]).unwrap();
         assert_eq!(shards.len(), 3);
-        commit_shards(&shards).unwrap();
+        commit_all(&prefix, "job", 3, shards);
         assert_eq!(file_names(dir.path()), ["counts-00000-of-00003", "counts-00001-of-00003", "counts-00002-of-00003"]);
         assert_eq!(fs::read_to_string(dir.path().join("counts-00000-of-00003")).unwrap(), "");
         assert_eq!(fs::read_to_string(dir.path().join("counts-00001-of-00003")).unwrap(), "only\n");
@@ -1179,7 +1209,7 @@ mod tests {
         let dir = TempDir::new().unwrap();
         let prefix = prefix_in(&dir, "a/b/c/counts");
         let shard = write_empty_shard(&prefix, 0, 1, "job").unwrap();
-        commit_shards(&[shard]).unwrap();
+        commit_all(&prefix, "job", 1, vec![shard]);
         assert!(dir.path().join("a/b/c/counts-00000-of-00001").is_file());
     }
 

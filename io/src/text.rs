@@ -20,9 +20,11 @@
 //! # Writing
 //!
 //! `WriteToText::new(prefix)` writes one element per `\n`-terminated line to shards `PREFIX-SSSSS-of-NNNNN`, and
-//! commits them atomically: shards are written to hidden temporary files, which are renamed to their final names
-//! only once every shard is written. A job that fails before that leaves no final file (only hidden temporary
-//! files, which a later successful commit of the same job removes). It expands to
+//! commits them with the protocol of [`crate::commit`]: the job takes the lock of the prefix when it starts (a second
+//! job writing the same prefix meanwhile is refused, naming the first), shards are written to hidden temporary
+//! files, and the commit replaces every earlier shard of the prefix through a journal, so that a reader never sees
+//! shards of two runs mixed. A job that fails leaves the prefix as it was (its temporary files are removed, or, if
+//! it died, removed by the next run at the prefix). It expands to
 //!
 //! ```text
 //! lines ─▶ RewindowIntoGlobal ─▶ AssignShards ─▶ GroupByShard ─▶ WriteShards ─▶ CollectShards ─▶ Finalize
@@ -30,24 +32,26 @@
 //! ```
 //!
 //! The job token, which names the temporary files of one run of the job, is made when the job runs (by
-//! `MakeJobToken`) and reaches the writers as a side input, so that building the pipeline stays deterministic: two
-//! constructions of the same pipeline give the same graph, as the grpc runner's workers require.
+//! `MakeJobToken`, which also takes the lock of the prefix) and reaches the writers as a side input, so that
+//! building the pipeline stays deterministic: two constructions of the same pipeline give the same graph, as the
+//! grpc runner's workers require. `Finalize` commits and releases the lock; if the job fails, the teardown of
+//! `MakeJobToken` releases it (and the kernel does, if the process dies).
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
 
-use runnel::combine::{Combine, ToList};
+use runnel::combine::ToList;
 use runnel::transforms::{Create, GroupByKey, Reshuffle};
 use runnel::window::{GlobalWindows, WindowInto};
+use runnel::Combine;
 use runnel::{BoxError, DoFn, DoFnContext, PBegin, PCollection, PCollectionView, PTransform, ParDo, View};
 use serde::{Deserialize, Serialize};
 
-use crate::files::{
-    commit_shards, expand_pattern, fill_missing_shards, new_job_token, remove_temp_files, LineReader, ShardWriter,
-    TempShard,
-};
+use crate::commit::PrefixLock;
+use crate::files::{check_output_prefix, expand_pattern, new_job_token, LineReader, ShardWriter, TempShard};
 
 /// The number of shards [`WriteToText`] writes when none is set (or 0 is set: "the runner chooses").
 pub const DEFAULT_NUM_SHARDS: usize = 1;
@@ -200,8 +204,9 @@ impl PTransform<PCollection<String>> for WriteToText {
     fn expand(self, input: PCollection<String>) -> PCollection<PathBuf> {
         let num_shards = self.num_shards();
         let pipeline = input.pipeline().clone();
-        let token =
-            pipeline.apply("JobToken", Create::of(vec![()])).apply("MakeJobToken", ParDo::registered(MakeJobTokenFn));
+        let token = pipeline
+            .apply("JobToken", Create::of(vec![()]))
+            .apply("MakeJobToken", ParDo::registered(MakeJobTokenFn::new(self.prefix.clone())));
         let token = View::as_singleton(&token);
         let temp_shards = input
             .apply("RewindowIntoGlobal", WindowInto::new(GlobalWindows::of()))
@@ -219,16 +224,50 @@ impl PTransform<PCollection<String>> for WriteToText {
     }
 }
 
-/// Makes the token that names the temporary files of one run of a job (see [`new_job_token`]).
+/// The prefix locks this process holds, by job token: taken by [`MakeJobTokenFn`], released by the commit of
+/// `Finalize` or, if the job fails, by the teardown of [`MakeJobTokenFn`].
+fn held_locks() -> MutexGuard<'static, BTreeMap<String, PrefixLock>> {
+    static HELD: Mutex<BTreeMap<String, PrefixLock>> = Mutex::new(BTreeMap::new());
+    HELD.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Makes the token that names the temporary files of one run of a job (see [`new_job_token`]) and takes the lock
+/// of the output prefix for it ([`PrefixLock::acquire`]), which also recovers what dead runs left at the prefix.
+/// If the job fails before its commit, `teardown` releases the lock and removes the job's temporary files.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct MakeJobTokenFn;
+pub struct MakeJobTokenFn {
+    prefix: String,
+    /// The token this instance made, while its lock may still be held.
+    #[serde(skip)]
+    token: Option<String>,
+}
+
+impl MakeJobTokenFn {
+    /// Makes tokens for, and locks, the output `prefix`.
+    pub fn new(prefix: String) -> Self {
+        MakeJobTokenFn { prefix, token: None }
+    }
+}
 
 impl DoFn for MakeJobTokenFn {
     type In = ();
     type Out = String;
 
     fn process(&mut self, (): (), ctx: &mut DoFnContext<'_, '_, String>) -> Result<(), BoxError> {
-        ctx.emit(new_job_token());
+        check_output_prefix(&self.prefix)?;
+        let token = new_job_token();
+        let lock = PrefixLock::acquire(&self.prefix, &token)?;
+        held_locks().insert(token.clone(), lock);
+        self.token = Some(token.clone());
+        ctx.emit(token);
+        Ok(())
+    }
+
+    fn teardown(&mut self) -> Result<(), BoxError> {
+        // After a successful commit `Finalize` has released the lock already; otherwise the job failed.
+        if let Some(lock) = self.token.take().and_then(|token| held_locks().remove(&token)) {
+            lock.abort()?;
+        }
         Ok(())
     }
 }
@@ -303,8 +342,8 @@ impl DoFn for WriteShardFn {
     }
 }
 
-/// Commits the job's output: completes the shards with empty ones, renames every temporary file to its final name
-/// and removes the temporary files other attempts left. Emits the final paths.
+/// Commits the job's output ([`PrefixLock::commit`]): completes the shards with empty ones and replaces every
+/// earlier shard of the prefix with them, then releases the lock. Emits the final paths.
 #[derive(Clone)]
 struct FinalizeFn {
     prefix: String,
@@ -318,17 +357,26 @@ impl DoFn for FinalizeFn {
 
     fn process(&mut self, shards: Vec<TempShard>, ctx: &mut DoFnContext<'_, '_, PathBuf>) -> Result<(), BoxError> {
         let token = ctx.side_input(&self.token)?.clone();
-        // Two attempts at one shard (a retried task) may both have finished: keep one; the other's temporary file
-        // is removed with the rest below.
-        let mut seen = BTreeSet::new();
-        let shards: Vec<TempShard> = shards.into_iter().filter(|s| seen.insert(s.final_path.clone())).collect();
-        let shards = fill_missing_shards(&self.prefix, self.num_shards, &token, shards)?;
-        commit_shards(&shards)?;
-        remove_temp_files(&self.prefix, &token)?;
-        for shard in shards {
-            ctx.emit(shard.final_path);
+        // The lock taken by `MakeJobToken` in this process, or (on a runner that ran it in another process) that
+        // lock joined, or taken anew if that process released it.
+        let held = held_locks().remove(&token);
+        let lock = match held {
+            Some(lock) => lock,
+            None => PrefixLock::join(&self.prefix, &token)?,
+        };
+        match lock.commit(self.num_shards, shards) {
+            Ok(paths) => {
+                lock.release()?;
+                for path in paths {
+                    ctx.emit(path);
+                }
+                Ok(())
+            }
+            Err(error) => {
+                let _ = lock.abort();
+                Err(error.into())
+            }
         }
-        Ok(())
     }
 }
 
@@ -433,7 +481,63 @@ mod tests {
         let error = p.run().unwrap_err().to_string();
         assert!(error.contains(&format!("invalid UTF-8 in {} at line 3", bad.display())), "{error}");
         let out = dir.path().join("out");
-        assert!(!out.exists() || names_in(&out).iter().all(|n| n.starts_with('.')), "{:?}", names_in(&out));
+        assert!(
+            !out.exists() || names_in(&out).is_empty(),
+            "no shard, no temporary file, no lock: {:?}",
+            names_in(&out)
+        );
+    }
+
+    #[test]
+    fn a_failed_job_leaves_the_previous_output_and_releases_the_prefix() {
+        let dir = TempDir::new().unwrap();
+        let prefix = format!("{}/counts", dir.path().display());
+        write(dir.path(), "counts-00000-of-00001", b"previous\n");
+        let p = Pipeline::new(options());
+        p.apply("Lines", Create::of(strings(&["a", "b"])))
+            .map("Fail", |line: String| -> String {
+                assert!(line != "b", "boom");
+                line
+            })
+            .apply("Write", WriteToText::new(&prefix).with_num_shards(2));
+        assert!(p.run().is_err());
+        assert_eq!(names_in(dir.path()), ["counts-00000-of-00001"]);
+        assert_eq!(output_lines(&prefix), ["previous"]);
+
+        let p = Pipeline::new(options());
+        p.apply("Lines", Create::of(strings(&["again"]))).apply("Write", WriteToText::new(&prefix));
+        p.run().unwrap();
+        assert_eq!(output_lines(&prefix), ["again"]);
+    }
+
+    #[test]
+    fn a_job_replaces_stale_shards_of_another_count_and_leftovers_of_dead_runs() {
+        let dir = TempDir::new().unwrap();
+        let prefix = format!("{}/counts", dir.path().display());
+        for name in ["counts-00000-of-00003", "counts-00001-of-00003", "counts-00002-of-00003", "counts-00000-of-00001"]
+        {
+            write(dir.path(), name, b"stale\n");
+        }
+        write(dir.path(), ".counts-00000-of-00002.runnel-tmp-deadjob.w1", b"dead run\n");
+        write(dir.path(), ".counts.runnel-lock", b"{}");
+        let p = Pipeline::new(options());
+        p.apply("Lines", Create::of(strings(&["x", "y", "z"])))
+            .apply("Write", WriteToText::new(&prefix).with_num_shards(2));
+        p.run().unwrap();
+        assert_eq!(names_in(dir.path()), ["counts-00000-of-00002", "counts-00001-of-00002"]);
+        assert_eq!(output_lines(&prefix), strings(&["x", "y", "z"]));
+    }
+
+    #[test]
+    fn an_invalid_prefix_fails_the_job_at_its_start_naming_it() {
+        let dir = TempDir::new().unwrap();
+        let prefix = format!("{}/out/", dir.path().display());
+        let p = Pipeline::new(options());
+        p.apply("Lines", Create::of(strings(&["a"]))).apply("Write", WriteToText::new(&prefix));
+        let error = p.run().unwrap_err().to_string();
+        assert!(error.contains("Write/MakeJobToken"), "{error}");
+        assert!(error.contains(&format!("invalid output for prefix '{prefix}'")), "{error}");
+        assert!(names_in(dir.path()).is_empty());
     }
 
     #[test]
@@ -523,7 +627,7 @@ mod tests {
         p.apply("Lines", Create::of(strings(&["a"])))
             .apply("Write", WriteToText::new(format!("{}/counts", blocker.display())));
         let error = p.run().unwrap_err().to_string();
-        assert!(error.contains("Write/WriteShards"), "{error}");
+        assert!(error.contains("Write/MakeJobToken"), "{error}");
         assert!(error.contains(&format!("cannot create output directory {}", blocker.display())), "{error}");
     }
 

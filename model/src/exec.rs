@@ -37,9 +37,14 @@ pub trait ElementOps: Send + Sync {
     fn split(&self, batch: Batch, max_len: usize) -> Vec<Batch>;
     /// Reorders the elements pseudo-randomly from `seed`.
     fn shuffle(&self, batch: &mut Batch, seed: u64);
-    /// Appends the encoding of every windowed element to `out`.
+    /// Appends the encoding of every windowed element to `out`, element after element. Each
+    /// element's encoding is self-delimiting (a length, then the bytes), so encodings of several
+    /// batches written back to back form one valid stream: a data plane can send elements as they
+    /// come and the receiver can cut the stream anywhere between two elements.
     fn encode(&self, batch: &Batch, out: &mut Vec<u8>) -> Result<(), UserError>;
-    /// Decodes what [`ElementOps::encode`] wrote.
+    /// Decodes every element of a stream written by [`ElementOps::encode`] (one call or several,
+    /// concatenated). A truncated element, or bytes left over after the last whole element, is an
+    /// error naming the byte offset: nothing is dropped silently.
     fn decode(&self, bytes: &[u8]) -> Result<Batch, UserError>;
     /// Encodes and decodes every element, failing if the coder cannot round-trip it.
     fn check_encoding(&self, batch: &Batch) -> Result<(), UserError>;
@@ -136,6 +141,33 @@ pub type KeyedFactory = Arc<dyn Fn(&WindowingStrategy) -> Result<Box<dyn KeyedOp
 pub type CombineFactory =
     Arc<dyn Fn(&CombinePayload, &WindowingStrategy) -> Result<Box<dyn KeyedOperator>, UserError> + Send + Sync>;
 
+/// Creates one element-wise part of a lifted combine (see [`CombineHalves`]) from the combine's
+/// payload.
+pub type CombinePartFactory = Arc<dyn Fn(&CombinePayload) -> Result<Box<dyn DoFnInstance>, UserError> + Send + Sync>;
+
+/// The halves of a Combine per key, for runners that lift it: fold each bundle's inputs into one
+/// accumulator per key and window *before* the shuffle, and merge the accumulators after it.
+/// They follow Beam's lifted combine (`beam:transform:combine_per_key_precombine:v1`,
+/// `…_merge_accumulators:v1`, `…_extract_outputs:v1`); a runner that groups by window itself
+/// uses [`CombineHalves::merge_grouping`] for the last two.
+#[derive(Clone)]
+pub struct CombineHalves {
+    /// Pre-shuffle: `(K, In)` → `(K, Acc)`, one accumulator per key and window for each bundle
+    /// (emitted at the end of the bundle, or earlier when its table grows large), stamped with the
+    /// earliest input timestamp.
+    pub precombine: CombinePartFactory,
+    /// Post-shuffle grouping per key and window: `(K, Acc)` → `(K, Out)`, merging accumulators
+    /// and firing panes as the unlifted combine would.
+    pub merge_grouping: CombineFactory,
+    /// Element-wise merge of grouped accumulators: `(K, Vec<Acc>)` → `(K, Acc)` (for runners that
+    /// group by key and window themselves, such as Beam's).
+    pub merge_accumulators: CombinePartFactory,
+    /// Element-wise extraction: `(K, Acc)` → `(K, Out)`.
+    pub extract_outputs: CombinePartFactory,
+    /// Element operations of the `(K, Acc)` pairs that cross the shuffle.
+    pub accumulator_ops: Arc<dyn ElementOps>,
+}
+
 /// A user window function: the windows an element at `timestamp` belongs to.
 pub trait WindowAssigner: Send + Sync {
     /// Assigns windows.
@@ -193,6 +225,8 @@ pub enum Executable {
     Combine {
         /// Makes the combining operator (input: key-value pairs; output: key and combined value).
         instantiate: CombineFactory,
+        /// The same combine in halves, for runners that lift it before a shuffle.
+        halves: CombineHalves,
     },
     /// A WindowInto with a user window function.
     WindowInto {

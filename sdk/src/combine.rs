@@ -1,14 +1,11 @@
 //! `CombineFn` and the Combine transforms (per key, globally, grouped values), with built-ins.
 
-use crate::dofn::{DoFnContext, ParDo};
 use crate::pipeline::{single_output, PCollection, PTransform, PrimitiveSpec};
-use crate::side_input::View;
-use crate::transforms::{Create, Flatten, Values};
-use crate::window::WindowInto;
-use runnel_model::exec::{Executable, UserError};
-use runnel_model::Timestamp;
-use runnel_model::{urns, CombinePayload, FnRef, WindowFnSpec};
+use runnel_model::exec::{CombineFactory, CombineHalves, CombinePartFactory, Executable, UserError, WindowAssigner};
+use runnel_model::{urns, CombinePayload, FnRef};
 use runnel_runner_core::group::{GroupAlsoByWindow, Reducer};
+use runnel_runner_core::lift::{ExtractOutputs, MergeAccumulators, MergeGroupedAccumulators, Precombine};
+use runnel_runner_core::typed::TypedOps;
 use runnel_runner_core::{Data, Key};
 use serde::{Deserialize, Serialize};
 use std::marker::PhantomData;
@@ -62,6 +59,50 @@ impl<K: Key, F: CombineFn> Reducer<K, F::In> for CombineReducer<F> {
     }
 }
 
+/// Makes the CombineFn of a combine from its payload (rebuilt from the graph, or cloned).
+type MakeCombineFn<F> = Arc<dyn Fn(&CombinePayload) -> Result<F, UserError> + Send + Sync>;
+
+/// The code of a combine per key: the whole grouping, and its halves for runners that lift it.
+fn combine_code<K: Key, F: CombineFn>(
+    make_fn: MakeCombineFn<F>,
+    window_fn: Option<Arc<dyn WindowAssigner>>,
+) -> (CombineFactory, CombineHalves) {
+    let whole: CombineFactory = {
+        let (make_fn, window_fn) = (make_fn.clone(), window_fn.clone());
+        Arc::new(move |payload, ws| {
+            let reducer = CombineReducer(make_fn(payload)?);
+            Ok(Box::new(GroupAlsoByWindow::<K, F::In, _>::with_window_fn(reducer, ws, window_fn.clone())?))
+        })
+    };
+    let merge_grouping: CombineFactory = {
+        let make_fn = make_fn.clone();
+        Arc::new(move |payload, ws| {
+            let reducer = MergeAccumulators::<_, F::In>::new(CombineReducer(make_fn(payload)?));
+            Ok(Box::new(GroupAlsoByWindow::<K, F::Acc, _>::with_window_fn(reducer, ws, window_fn.clone())?))
+        })
+    };
+    let precombine: CombinePartFactory = {
+        let make_fn = make_fn.clone();
+        Arc::new(move |payload| Ok(Box::new(Precombine::<K, F::In, _>::new(CombineReducer(make_fn(payload)?)))))
+    };
+    let merge_accumulators: CombinePartFactory = {
+        let make_fn = make_fn.clone();
+        Arc::new(move |payload| {
+            Ok(Box::new(MergeGroupedAccumulators::<K, F::In, _>::new(CombineReducer(make_fn(payload)?))))
+        })
+    };
+    let extract_outputs: CombinePartFactory =
+        Arc::new(move |payload| Ok(Box::new(ExtractOutputs::<K, F::In, _>::new(CombineReducer(make_fn(payload)?)))));
+    let halves = CombineHalves {
+        precombine,
+        merge_grouping,
+        merge_accumulators,
+        extract_outputs,
+        accumulator_ops: Arc::new(TypedOps::<(K, F::Acc)>::keyed()),
+    };
+    (whole, halves)
+}
+
 /// Rebuilds a registered CombineFn from its serialised fields.
 type Rebuild<F> = Arc<dyn Fn(&serde_json::Value) -> Result<F, String> + Send + Sync>;
 
@@ -106,135 +147,38 @@ impl<K: Key, F: CombineFn> PTransform<PCollection<(K, F::In)>> for CombinePerKey
         let window_fn = b.window_fn_of(input.id());
         drop(b);
         let f = self.f;
-        let (combine_fn, instantiate): (FnRef, runnel_model::exec::CombineFactory) =
-            match (self.registered, f.builtin()) {
-                (Some((fn_name, value, from_json)), _) => {
-                    // Serde, not typetag, suffices: the binding is monomorphic in F and only needs F's
-                    // fields back from the payload.
-                    let rebuild = move |payload: &CombinePayload| -> Result<F, UserError> {
-                        let FnRef::Registered { value } = &payload.combine_fn else {
-                            return Err("payload does not hold a registered CombineFn".into());
-                        };
-                        from_json(&value["value"])
-                            .map_err(|e| format!("cannot rebuild the registered CombineFn from the graph: {e}").into())
+        let (combine_fn, make_fn): (FnRef, MakeCombineFn<F>) = match (self.registered, f.builtin()) {
+            (Some((fn_name, value, from_json)), _) => {
+                // Serde, not typetag, suffices: the binding is monomorphic in F and only needs F's
+                // fields back from the payload.
+                let rebuild = move |payload: &CombinePayload| -> Result<F, UserError> {
+                    let FnRef::Registered { value } = &payload.combine_fn else {
+                        return Err("payload does not hold a registered CombineFn".into());
                     };
-                    (FnRef::Registered { value: serde_json::json!({ "type": fn_name, "value": value }) }, {
-                        let window_fn = window_fn.clone();
-                        Arc::new(move |payload, ws| {
-                            let reducer = CombineReducer(rebuild(payload)?);
-                            Ok(Box::new(GroupAlsoByWindow::<K, F::In, _>::with_window_fn(
-                                reducer,
-                                ws,
-                                window_fn.clone(),
-                            )?))
-                        })
-                    })
-                }
-                (None, builtin) => (
-                    match builtin {
-                        Some((name, params)) => FnRef::Builtin { name: name.to_string(), params },
-                        None => FnRef::Closure { transform: name },
-                    },
-                    Arc::new(move |_, ws| {
-                        let reducer = CombineReducer(f.clone());
-                        Ok(Box::new(GroupAlsoByWindow::<K, F::In, _>::with_window_fn(reducer, ws, window_fn.clone())?))
-                    }),
-                ),
-            };
+                    from_json(&value["value"])
+                        .map_err(|e| format!("cannot rebuild the registered CombineFn from the graph: {e}").into())
+                };
+                (FnRef::Registered { value: serde_json::json!({ "type": fn_name, "value": value }) }, Arc::new(rebuild))
+            }
+            (None, builtin) => (
+                match builtin {
+                    Some((name, params)) => FnRef::Builtin { name: name.to_string(), params },
+                    None => FnRef::Closure { transform: name },
+                },
+                Arc::new(move |_: &CombinePayload| Ok(f.clone())),
+            ),
+        };
+        let (instantiate, halves) = combine_code::<K, F>(make_fn, window_fn);
         let payload = CombinePayload { combine_fn, accumulator_coder };
         let spec = PrimitiveSpec {
             urn: urns::COMBINE_PER_KEY,
             inputs: vec![("in".into(), input.id().to_string())],
             payload: serde_json::to_value(payload).expect("payload serialises"),
-            executable: Some(Executable::Combine { instantiate }),
+            executable: Some(Executable::Combine { instantiate, halves }),
         };
         let out: PCollection<(K, F::Out)> = single_output(&pipeline, spec, strategy, bounded, Some(out_coder));
         pipeline.lock().make_keyed_output::<K, F::Out>(out.id());
         out
-    }
-}
-
-/// Constructors of the Combine transforms.
-pub struct Combine;
-
-impl Combine {
-    /// Combines the values of each key: `(K, In)` → `(K, Out)`.
-    pub fn per_key<K: Key, F: CombineFn>(f: F) -> CombinePerKey<K, F> {
-        CombinePerKey::new(f)
-    }
-
-    /// Combines all elements of each window into one. In the global window an empty input still
-    /// gives one output (the result of an empty accumulator), as in Beam.
-    pub fn globally<F: CombineFn>(f: F) -> CombineGlobally<F> {
-        CombineGlobally { f }
-    }
-
-    /// Combines the grouped values of each key: `(K, Vec<In>)` → `(K, Out)`.
-    pub fn grouped_values<K: Key, F: CombineFn>(f: F) -> CombineGroupedValues<K, F> {
-        CombineGroupedValues { f, _k: PhantomData }
-    }
-}
-
-/// See [`Combine::globally`].
-pub struct CombineGlobally<F> {
-    f: F,
-}
-
-impl<F: CombineFn> PTransform<PCollection<F::In>> for CombineGlobally<F> {
-    type Output = PCollection<F::Out>;
-    fn expand(self, input: PCollection<F::In>) -> PCollection<F::Out> {
-        let strategy = input.windowing_strategy();
-        let f = self.f.clone();
-        let combined = input
-            .map("KeyByUnit", |v| ((), v))
-            .apply("CombinePerKey", CombinePerKey::new(self.f))
-            .apply("Values", Values);
-        if strategy.window_fn != WindowFnSpec::Global {
-            return combined;
-        }
-        // As Beam: when the global window holds nothing, emit the empty accumulator's output.
-        // A side input tells whether the combine produced anything.
-        let seen = View::as_iterable(&combined);
-        let probe = seen.clone();
-        let default = input.pipeline().apply("DefaultSeed", Create::of(vec![()])).apply(
-            "InsertDefault",
-            ParDo::from_fn(move |_: (), ctx: &mut DoFnContext<'_, '_, F::Out>| {
-                if ctx.side_input(&probe)?.is_empty() {
-                    ctx.emit_at(f.extract_output(f.create_accumulator()), Timestamp::end_of_global_window());
-                }
-                Ok(())
-            })
-            .with_side_input(&seen),
-        );
-        // Flatten needs one windowing: the combine's output carries the trigger's continuation.
-        let strategy = combined.windowing_strategy();
-        let default = if default.windowing_strategy() == strategy {
-            default
-        } else {
-            default.apply("DefaultWindowing", WindowInto::from_strategy(strategy))
-        };
-        input.pipeline().clone().apply_to("WithDefault", vec![combined, default], Flatten)
-    }
-}
-
-/// See [`Combine::grouped_values`].
-pub struct CombineGroupedValues<K, F> {
-    f: F,
-    _k: PhantomData<fn(K)>,
-}
-
-impl<K: Key, F: CombineFn> PTransform<PCollection<(K, Vec<F::In>)>> for CombineGroupedValues<K, F> {
-    type Output = PCollection<(K, F::Out)>;
-    fn expand(self, input: PCollection<(K, Vec<F::In>)>) -> PCollection<(K, F::Out)> {
-        let f = self.f;
-        crate::transforms::Map::new(move |(k, vs): (K, Vec<F::In>)| {
-            let mut acc = f.create_accumulator();
-            for v in vs {
-                f.add_input(&mut acc, v);
-            }
-            (k, f.extract_output(acc))
-        })
-        .expand(input)
     }
 }
 

@@ -17,11 +17,15 @@
 //! the code it refers to; a runner executes both.
 #![warn(missing_docs)]
 
+mod builder;
 pub mod combine;
 pub mod dofn;
 mod error;
+mod handle;
+mod launch;
 pub mod options;
 mod pipeline;
+pub mod primitives;
 pub mod side_input;
 pub mod test_stream;
 pub mod testing;
@@ -30,20 +34,23 @@ pub mod transforms;
 pub mod unbounded;
 pub mod window;
 
-pub use combine::{Combine, CombineFn, CombinePerKey};
+pub use combine::{CombineFn, CombinePerKey};
 pub use dofn::{DoFn, DoFnContext, OutputTag, ParDo, ParDoOutputs};
 pub use error::{BoxError, PipelineError};
+pub use handle::{PipelineHandle, PipelineResult};
 pub use options::{PipelineOptions, RunnerKind};
-pub use pipeline::{PBegin, PCollection, PTransform, PValue, Pipeline, PipelineHandle, PipelineResult};
+pub use pipeline::{PBegin, PCollection, PTransform, PValue, Pipeline};
 pub use runnel_model as model;
 pub use runnel_model::{PaneInfo, PaneTiming, Timestamp, Window};
+pub use runnel_runner_core::capability::{Capabilities, Capability};
 pub use runnel_runner_core::runner::{Clock, ManualClock, WallClock};
 pub use runnel_runner_core::{Data as Element, JobState, Key};
 pub use side_input::{PCollectionView, View};
+pub use transforms::Combine;
 
 /// Everything a pipeline author usually needs.
 pub mod prelude {
-    pub use crate::combine::{self, Combine, CombineFn, CombinePerKey};
+    pub use crate::combine::{self, CombineFn, CombinePerKey};
     pub use crate::dofn::{DoFn, DoFnContext, OutputTag, ParDo};
     pub use crate::side_input::{PCollectionView, View};
     pub use crate::test_stream::TestStream;

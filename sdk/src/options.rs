@@ -49,6 +49,18 @@ pub struct PipelineOptions {
     /// Refuse (rather than warn about) triggers that may finish and drop later data.
     #[arg(long)]
     pub refuse_unsafe_triggers: bool,
+    /// Print the plan the runner would run (stages, fused transforms, shuffles, lifted combines,
+    /// side inputs) and exit without running.
+    #[arg(long)]
+    pub explain: bool,
+    /// Direct runner: run the lifted plan (combines fold each bundle before the shuffle), as
+    /// parallel runners do.
+    #[arg(long, value_enum, default_value_t = Switch::Off)]
+    pub direct_lift_combines: Switch,
+    /// Direct runner: claim bounded batch execution only, refusing what a batch runner refuses
+    /// (for testing refusals).
+    #[arg(long, hide = true)]
+    pub direct_batch_only: bool,
 }
 
 #[derive(Parser)]
@@ -67,6 +79,9 @@ impl Default for PipelineOptions {
             bundle_size: 1024,
             workers: None,
             refuse_unsafe_triggers: false,
+            explain: false,
+            direct_lift_combines: Switch::Off,
+            direct_batch_only: false,
         }
     }
 }
@@ -116,6 +131,19 @@ impl PipelineOptions {
         self
     }
 
+    /// Direct runner: runs the lifted plan (combines fold each bundle before their shuffle).
+    pub fn with_direct_lift_combines(mut self, on: bool) -> Self {
+        self.direct_lift_combines = if on { Switch::On } else { Switch::Off };
+        self
+    }
+
+    /// Direct runner: claims bounded batch execution only, so it refuses what a batch runner
+    /// refuses (for testing refusals).
+    pub fn with_direct_batch_only(mut self, on: bool) -> Self {
+        self.direct_batch_only = on;
+        self
+    }
+
     /// Sets the grpc runner's worker count.
     pub fn with_workers(mut self, n: usize) -> Self {
         self.workers = Some(n);
@@ -124,8 +152,6 @@ impl PipelineOptions {
 
     pub(crate) fn runner_options(&self) -> runnel_runner_core::RunnerOptions {
         runnel_runner_core::RunnerOptions {
-            direct_checks: self.direct_checks == Switch::On,
-            seed: self.seed,
             bundle_size: self.bundle_size.max(1),
             workers: self.workers,
             ..Default::default()

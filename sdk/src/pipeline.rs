@@ -1,19 +1,18 @@
-//! `Pipeline`, `PCollection<T>` and the construction machinery behind `apply`.
+//! `Pipeline`, `PCollection<T>` and applying transforms. The construction state is in
+//! [`crate::builder`]; running a pipeline in [`crate::launch`]; a running job's handle in
+//! [`crate::handle`].
 
+use crate::builder::Scope;
+pub(crate) use crate::builder::{Builder, OutputSpec, PrimitiveSpec};
 use crate::error::PipelineError;
-use crate::options::{PipelineOptions, RunnerKind};
-use runnel_model::exec::{Bindings, ElementOps, Executable, Job};
-use runnel_model::metrics::MetricsSnapshot;
-use runnel_model::{urns, Boundedness, Coder, Environment, Graph, PCollectionNode, Transform, WindowingStrategy};
-use runnel_runner_core::runner::{CancelSignal, Clock};
+use crate::options::PipelineOptions;
+use runnel_model::exec::Job;
+use runnel_model::{urns, Boundedness, Environment, Graph, Transform, WindowingStrategy};
 use runnel_runner_core::typed::TypedOps;
-use runnel_runner_core::{Data, JobState, Key, Runner, RunnerOptions};
-use std::collections::{BTreeMap, BTreeSet};
+use runnel_runner_core::Data;
+use std::cell::RefCell;
 use std::marker::PhantomData;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
-use std::time::Duration;
 
 /// A pipeline under construction. Cheap to clone: clones share the same graph.
 #[derive(Clone)]
@@ -100,44 +99,6 @@ macro_rules! tuple_pvalue {
 tuple_pvalue!(A 0, B 1);
 tuple_pvalue!(A 0, B 1, C 2);
 
-/// One level of composite nesting while a transform expands.
-struct Scope {
-    full_name: String,
-    children: Vec<String>,
-    primitive: bool,
-}
-
-pub(crate) struct Builder {
-    graph: Graph,
-    bindings: Bindings,
-    scopes: Vec<Scope>,
-    errors: Vec<String>,
-    warnings: Vec<String>,
-    coder_ids: BTreeMap<Coder, String>,
-    strategy_ids: Vec<(WindowingStrategy, String)>,
-    /// The code of user window functions, by windowing strategy id (groupings need it to merge).
-    window_fns: BTreeMap<String, Arc<dyn runnel_model::exec::WindowAssigner>>,
-    names: BTreeSet<String>,
-    options: PipelineOptions,
-}
-
-/// What a primitive transform declares when it is added to the graph.
-pub(crate) struct PrimitiveSpec {
-    pub urn: &'static str,
-    pub inputs: Vec<(String, String)>,
-    pub payload: serde_json::Value,
-    pub executable: Option<Executable>,
-}
-
-/// One output of a primitive: its local tag, coder, windowing and element operations.
-pub(crate) struct OutputSpec {
-    pub tag: String,
-    pub coder: String,
-    pub strategy: String,
-    pub bounded: Boundedness,
-    pub ops: Arc<dyn ElementOps>,
-}
-
 impl Pipeline {
     /// A new, empty pipeline.
     pub fn new(options: PipelineOptions) -> Self {
@@ -145,20 +106,7 @@ impl Pipeline {
             environment: Environment { sdk: format!("runnel {}", env!("CARGO_PKG_VERSION")), binary_fingerprint: None },
             ..Graph::default()
         };
-        Pipeline {
-            inner: Arc::new(Mutex::new(Builder {
-                graph,
-                bindings: Bindings::default(),
-                scopes: Vec::new(),
-                errors: Vec::new(),
-                warnings: Vec::new(),
-                coder_ids: BTreeMap::new(),
-                strategy_ids: Vec::new(),
-                window_fns: BTreeMap::new(),
-                names: BTreeSet::new(),
-                options,
-            })),
-        }
+        Pipeline { inner: Arc::new(Mutex::new(Builder::new(graph, options))) }
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Builder> {
@@ -208,197 +156,6 @@ impl Pipeline {
         graph.validate()?;
         Ok(Job { graph, bindings: b.bindings.clone() })
     }
-
-    /// Runs the pipeline on the runner its options name, until every watermark reaches +∞.
-    ///
-    /// With `--dump-graph=FILE` it writes the graph as JSON to FILE and exits the process with
-    /// status 0 without running anything, so every pipeline program honours that flag.
-    ///
-    /// A pipeline reading an unbounded source runs until the source ends (its watermark reaches
-    /// +∞); use [`Pipeline::run_async`] to be able to cancel it.
-    pub fn run(&self) -> Result<PipelineResult, PipelineError> {
-        let (job, runner, options) = self.prepare()?;
-        let result = runner.run(job, &options)?;
-        Ok(PipelineResult { state: result.state, metrics: result.metrics })
-    }
-
-    /// Starts the pipeline on a thread of its own and returns at once; the handle can cancel the
-    /// job or wait for it. Honours `--dump-graph` as [`Pipeline::run`] does.
-    pub fn run_async(&self) -> Result<PipelineHandle, PipelineError> {
-        let (job, runner, options) = self.prepare()?;
-        Ok(PipelineHandle::spawn(job, runner, options))
-    }
-
-    /// As [`Pipeline::run_async`], with processing time read from `clock` (e.g. a
-    /// [`runnel_runner_core::runner::ManualClock`] the test advances) instead of the wall clock.
-    /// A pipeline with a TestStream has its own clock and refuses another one.
-    pub fn run_async_with_clock(&self, clock: Arc<dyn Clock>) -> Result<PipelineHandle, PipelineError> {
-        let (job, runner, mut options) = self.prepare()?;
-        options.clock = Some(clock);
-        Ok(PipelineHandle::spawn(job, runner, options))
-    }
-
-    /// Runs on the direct runner with adjusted runner options, ignoring `--runner` and
-    /// `--dump-graph` (for test tools that need the direct runner's hooks).
-    pub(crate) fn run_direct_with(
-        &self,
-        configure: impl FnOnce(&mut RunnerOptions),
-    ) -> Result<PipelineResult, PipelineError> {
-        let job = self.job()?;
-        let mut options = self.options().runner_options();
-        configure(&mut options);
-        let result = runnel_runner_direct::DirectRunner.run(job, &options)?;
-        Ok(PipelineResult { state: result.state, metrics: result.metrics })
-    }
-
-    /// The checked job, the runner its options name and the runner options; handles `--dump-graph`.
-    fn prepare(&self) -> Result<(Job, Box<dyn Runner + Send>, RunnerOptions), PipelineError> {
-        let job = self.job()?;
-        let options = self.options();
-        if let Some(path) = &options.dump_graph {
-            write_atomically(path, job.graph.to_json().as_bytes())
-                .map_err(|error| PipelineError::DumpGraph { path: path.display().to_string(), error })?;
-            std::process::exit(0);
-        }
-        let runner: Box<dyn Runner + Send> = match options.runner {
-            RunnerKind::Direct => Box::new(runnel_runner_direct::DirectRunner),
-            RunnerKind::Rayon => return Err(PipelineError::RunnerNotAvailable("rayon")),
-            RunnerKind::Grpc => return Err(PipelineError::RunnerNotAvailable("grpc")),
-        };
-        Ok((job, runner, options.runner_options()))
-    }
-}
-
-fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.runnel-tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
-}
-
-/// A pipeline running on a thread of its own (see [`Pipeline::run_async`]).
-///
-/// Dropping the handle of a job that has not finished cancels it.
-pub struct PipelineHandle {
-    cancel: CancelSignal,
-    outcome: Receiver<Result<PipelineResult, PipelineError>>,
-    thread: Option<JoinHandle<()>>,
-    result: Option<Result<PipelineResult, PipelineError>>,
-}
-
-impl PipelineHandle {
-    fn spawn(job: Job, runner: Box<dyn Runner + Send>, mut options: RunnerOptions) -> Self {
-        let cancel = CancelSignal::new();
-        options.cancel = cancel.clone();
-        let (tx, outcome) = std::sync::mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("runnel-job".into())
-            .spawn(move || {
-                let result = runner
-                    .run(job, &options)
-                    .map(|r| PipelineResult { state: r.state, metrics: r.metrics })
-                    .map_err(PipelineError::from);
-                let _ = tx.send(result);
-            })
-            .expect("the job thread starts");
-        PipelineHandle { cancel, outcome, thread: Some(thread), result: None }
-    }
-
-    /// Asks the job to stop; it ends in [`JobState::Cancelled`] at its next check (a job that
-    /// already finished keeps its state).
-    pub fn cancel(&self) {
-        self.cancel.cancel();
-    }
-
-    /// Whether the job has ended (done, cancelled or failed).
-    pub fn is_finished(&mut self) -> bool {
-        self.wait_until_finish_timeout(Duration::ZERO)
-    }
-
-    /// Waits up to `timeout` for the job to end; true if it has.
-    pub fn wait_until_finish_timeout(&mut self, timeout: Duration) -> bool {
-        if self.result.is_some() {
-            return true;
-        }
-        match self.outcome.recv_timeout(timeout) {
-            Ok(result) => {
-                self.result = Some(result);
-                self.join();
-                true
-            }
-            Err(RecvTimeoutError::Timeout) => false,
-            Err(RecvTimeoutError::Disconnected) => {
-                self.join();
-                unreachable!("the job thread ended without a result and without panicking")
-            }
-        }
-    }
-
-    /// Waits for the job to end and returns how it ended.
-    pub fn wait_until_finish(mut self) -> Result<PipelineResult, PipelineError> {
-        if self.result.is_none() {
-            let result = self.outcome.recv();
-            self.join();
-            self.result = Some(result.unwrap_or_else(|_| unreachable!("the job thread ended without a result")));
-        }
-        self.result.take().expect("result set above")
-    }
-
-    /// Cancels the job and waits for it to end.
-    pub fn cancel_and_wait(self) -> Result<PipelineResult, PipelineError> {
-        self.cancel();
-        self.wait_until_finish()
-    }
-
-    /// Joins the job thread, re-raising its panic (a runner bug: user code panics are errors).
-    fn join(&mut self) {
-        if let Some(thread) = self.thread.take() {
-            if let Err(panic) = thread.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
-    }
-}
-
-impl Drop for PipelineHandle {
-    fn drop(&mut self) {
-        if self.result.is_none() {
-            self.cancel.cancel();
-        }
-    }
-}
-
-impl std::fmt::Debug for PipelineHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PipelineHandle").field("finished", &self.result.is_some()).finish()
-    }
-}
-
-/// What a finished pipeline reports.
-#[derive(Clone, Debug)]
-pub struct PipelineResult {
-    state: JobState,
-    metrics: MetricsSnapshot,
-}
-
-impl PipelineResult {
-    /// How the job ended.
-    pub fn state(&self) -> JobState {
-        self.state
-    }
-
-    /// All metrics, keyed by transform and name.
-    pub fn metrics(&self) -> &MetricsSnapshot {
-        &self.metrics
-    }
-
-    /// A counter summed over every transform that reported it (0 if none did).
-    pub fn counter(&self, name: &str) -> i64 {
-        self.metrics.counter(name)
-    }
 }
 
 /// Applies `transform` to `input` under `name`, recording the composite (or primitive) node.
@@ -433,7 +190,9 @@ where
         full
     };
     let inputs = input.pcollections();
+    EXPANDING.with(|e| e.borrow_mut().push(pipeline.clone()));
     let output = transform.expand(input);
+    EXPANDING.with(|e| e.borrow_mut().pop());
     let mut b = pipeline.lock();
     let scope = b.scopes.pop().expect("scope pushed above");
     if !scope.primitive {
@@ -455,199 +214,6 @@ where
         None => b.graph.root_transforms.push(full_name),
     }
     output
-}
-
-impl Builder {
-    /// The graph without coders that nothing refers to any more (a PCollection's coder is
-    /// replaced when a grouping needs its key-value form).
-    fn finished_graph(&self) -> Graph {
-        let mut graph = self.graph.clone();
-        let mut used: BTreeSet<String> = graph.pcollections.values().map(|p| p.coder_id.clone()).collect();
-        for t in graph.transforms.values().filter(|t| t.urn == urns::COMBINE_PER_KEY) {
-            if let Ok(payload) = t.payload_as::<runnel_model::CombinePayload>() {
-                used.insert(payload.accumulator_coder);
-            }
-        }
-        let mut todo: Vec<String> = used.iter().cloned().collect();
-        while let Some(id) = todo.pop() {
-            for c in graph.coders.get(&id).map(|c| c.components.clone()).unwrap_or_default() {
-                if used.insert(c.clone()) {
-                    todo.push(c);
-                }
-            }
-        }
-        graph.coders.retain(|id, _| used.contains(id));
-        graph
-    }
-
-    /// Registers the primitive that the innermost transform being applied expands to, and
-    /// returns the ids of its outputs.
-    pub(crate) fn add_primitive(&mut self, spec: PrimitiveSpec, outputs: Vec<OutputSpec>) -> Vec<String> {
-        let Some(scope) = self.scopes.last_mut() else {
-            self.errors.push(format!("a {} was added outside of apply()", spec.urn));
-            return Vec::new();
-        };
-        if scope.primitive || !scope.children.is_empty() {
-            self.errors.push(format!(
-                "transform '{}' expands to more than one primitive: apply each under its own name",
-                scope.full_name
-            ));
-        }
-        scope.primitive = true;
-        let name = scope.full_name.clone();
-        let mut out_map = BTreeMap::new();
-        let mut ids = Vec::new();
-        for o in outputs {
-            let id = format!("{name}.{}", o.tag);
-            self.graph.pcollections.insert(
-                id.clone(),
-                PCollectionNode {
-                    unique_name: id.clone(),
-                    coder_id: o.coder,
-                    windowing_strategy_id: o.strategy,
-                    is_bounded: o.bounded,
-                },
-            );
-            self.bindings.elements.insert(id.clone(), o.ops);
-            out_map.insert(o.tag, id.clone());
-            ids.push(id);
-        }
-        if let Some(exe) = spec.executable {
-            self.bindings.transforms.insert(name.clone(), exe);
-        }
-        self.graph.transforms.insert(
-            name.clone(),
-            Transform {
-                unique_name: name,
-                urn: spec.urn.to_string(),
-                inputs: spec.inputs.into_iter().collect(),
-                outputs: out_map,
-                payload: spec.payload,
-                subtransforms: Vec::new(),
-            },
-        );
-        ids
-    }
-
-    /// The unique name of the transform being expanded.
-    pub(crate) fn current_name(&self) -> String {
-        self.scopes.last().map(|s| s.full_name.clone()).unwrap_or_default()
-    }
-
-    /// Beam's safety check: a trigger that can finish closes its window, and later data for it
-    /// is dropped. Recorded as a warning (see [`Pipeline::warnings`]), or as a construction
-    /// error when the options refuse such triggers.
-    pub(crate) fn trigger_may_finish(&mut self, transform: &str, trigger: &runnel_model::Trigger) {
-        let message = format!(
-            "transform '{transform}': trigger {trigger:?} may finish, after which data arriving for its window \
-             is dropped (counted in dropped_due_to_closed_window); wrap it in Repeatedly to keep firing"
-        );
-        tracing::warn!("{message}");
-        if self.options.refuse_unsafe_triggers {
-            self.errors.push(message);
-        } else {
-            self.warnings.push(message);
-        }
-    }
-
-    pub(crate) fn error(&mut self, message: String) {
-        self.errors.push(message);
-    }
-
-    fn intern_coder(&mut self, coder: Coder) -> String {
-        if let Some(id) = self.coder_ids.get(&coder) {
-            return id.clone();
-        }
-        let id = format!("c{}", self.coder_ids.len());
-        self.graph.coders.insert(id.clone(), coder.clone());
-        self.coder_ids.insert(coder, id.clone());
-        id
-    }
-
-    /// The default serde coder of `T`.
-    pub(crate) fn serde_coder<T: 'static>(&mut self) -> String {
-        self.intern_coder(Coder {
-            urn: urns::SERDE_CODER.to_string(),
-            components: Vec::new(),
-            rust_type: Some(std::any::type_name::<T>().to_string()),
-        })
-    }
-
-    /// The coder of a key-value pair.
-    pub(crate) fn kv_coder<K: 'static, V: 'static>(&mut self) -> String {
-        let k = self.serde_coder::<K>();
-        let v = self.serde_coder::<V>();
-        self.intern_coder(Coder { urn: urns::KV_CODER.to_string(), components: vec![k, v], rust_type: None })
-    }
-
-    /// The coder of a key with all its values.
-    pub(crate) fn kv_iterable_coder<K: 'static, V: 'static>(&mut self) -> String {
-        let k = self.serde_coder::<K>();
-        let v = self.serde_coder::<V>();
-        let it =
-            self.intern_coder(Coder { urn: urns::ITERABLE_CODER.to_string(), components: vec![v], rust_type: None });
-        self.intern_coder(Coder { urn: urns::KV_CODER.to_string(), components: vec![k, it], rust_type: None })
-    }
-
-    /// Marks a PCollection of pairs as keyed: KV coder and key partitioning.
-    pub(crate) fn make_keyed<K: Key, V: Data>(&mut self, pc: &str) {
-        let coder = self.kv_coder::<K, V>();
-        self.set_coder(pc, coder);
-        self.bindings.elements.insert(pc.to_string(), Arc::new(TypedOps::<(K, V)>::keyed()));
-    }
-
-    /// Gives a PCollection of pairs key partitioning, keeping its coder.
-    pub(crate) fn make_keyed_output<K: Key, V: Data>(&mut self, pc: &str) {
-        self.bindings.elements.insert(pc.to_string(), Arc::new(TypedOps::<(K, V)>::keyed()));
-    }
-
-    /// Records the code of the user window function of a windowing strategy.
-    pub(crate) fn bind_window_fn(&mut self, strategy_id: &str, f: Arc<dyn runnel_model::exec::WindowAssigner>) {
-        self.window_fns.insert(strategy_id.to_string(), f);
-    }
-
-    /// The code of the user window function windowing `pc`, if it has one.
-    pub(crate) fn window_fn_of(&self, pc: &str) -> Option<Arc<dyn runnel_model::exec::WindowAssigner>> {
-        self.window_fns.get(&self.graph.pcollections.get(pc)?.windowing_strategy_id).cloned()
-    }
-
-    pub(crate) fn intern_strategy(&mut self, ws: WindowingStrategy) -> String {
-        if let Some((_, id)) = self.strategy_ids.iter().find(|(s, _)| *s == ws) {
-            return id.clone();
-        }
-        let id = format!("ws{}", self.strategy_ids.len());
-        self.graph.windowing_strategies.insert(id.clone(), ws.clone());
-        self.strategy_ids.push((ws, id.clone()));
-        id
-    }
-
-    pub(crate) fn pcollection(&self, id: &str) -> &PCollectionNode {
-        &self.graph.pcollections[id]
-    }
-
-    pub(crate) fn strategy_of(&self, pc: &str) -> WindowingStrategy {
-        let id = &self.graph.pcollections[pc].windowing_strategy_id;
-        self.graph.windowing_strategies[id].clone()
-    }
-
-    /// Sets the coder of `pc` and of every PCollection tied to it by a transform that keeps
-    /// elements as they are (Flatten, Reshuffle, WindowInto), so their coders stay equal.
-    /// The element type is the same, so the bytes are too: only the coder's description changes.
-    pub(crate) fn set_coder(&mut self, pc: &str, coder: String) {
-        let mut todo = vec![pc.to_string()];
-        while let Some(id) = todo.pop() {
-            match self.graph.pcollections.get_mut(&id) {
-                Some(node) if node.coder_id != coder => node.coder_id = coder.clone(),
-                _ => continue,
-            }
-            for t in self.graph.transforms.values() {
-                let keeps = [urns::FLATTEN, urns::RESHUFFLE, urns::WINDOW_INTO].contains(&t.urn.as_str());
-                if keeps && (t.inputs.values().any(|p| *p == id) || t.outputs.values().any(|p| *p == id)) {
-                    todo.extend(t.inputs.values().chain(t.outputs.values()).cloned());
-                }
-            }
-        }
-    }
 }
 
 impl<T: Data> PCollection<T> {
@@ -708,4 +274,15 @@ pub(crate) fn single_output<O: Data>(
     );
     drop(b);
     PCollection::from_id(pipeline, ids.into_iter().next().unwrap_or_default())
+}
+
+thread_local! {
+    /// The pipelines whose transforms are expanding on this thread, innermost last.
+    static EXPANDING: RefCell<Vec<Pipeline>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The pipeline whose transform is expanding on this thread, if any (for a transform whose input
+/// names no PCollection, such as a Flatten of nothing).
+pub(crate) fn expanding() -> Option<Pipeline> {
+    EXPANDING.with(|e| e.borrow().last().cloned())
 }

@@ -40,9 +40,10 @@
 //! retractions, pane metadata or timestamps exactly, use [`ExpectedPane::with_retractions`] in
 //! [`PAssertThat::panes_in_window`], or [`PAssertThat::satisfies_elements`].
 
-use crate::combine::{Combine, ToList};
+use crate::combine::ToList;
 use crate::dofn::{DoFnContext, ParDo};
 use crate::pipeline::{PCollection, PTransform};
+use crate::transforms::Combine;
 use crate::window::WindowInto;
 use runnel_model::{PaneInfo, PaneTiming, Timestamp, Window, WindowFnSpec, WindowedValue};
 use runnel_runner_core::Data;

@@ -32,11 +32,12 @@
 
 use crate::dofn::{DoFnContext, ParDo};
 use crate::error::PipelineError;
-use crate::pipeline::{PCollection, Pipeline, PipelineResult};
+use crate::handle::PipelineResult;
+use crate::pipeline::{PCollection, Pipeline};
 use runnel_model::{urns, Timestamp, WindowedValue};
-pub use runnel_runner_core::runner::StepEvent;
-use runnel_runner_core::runner::{StepObserver, StepReport};
 use runnel_runner_core::Data;
+pub use runnel_runner_direct::StepEvent;
+use runnel_runner_direct::{StepObserver, StepReport};
 use std::sync::{Arc, Mutex};
 
 /// One step of a transcript: the event replayed, and what it caused at the captured PCollection.
@@ -158,7 +159,7 @@ impl Recorder {
             let lengths = lengths.iter().map(|len| len()).collect();
             seen.lock().unwrap_or_else(|e| e.into_inner()).push(Boundary { report: report.clone(), lengths });
         }));
-        let result = self.pipeline.run_direct_with(|options| options.step_observer = Some(observer))?;
+        let result = self.pipeline.run_direct_observed(observer)?;
         let boundaries = std::mem::take(&mut *boundaries.lock().unwrap_or_else(|e| e.into_inner()));
         Ok(Recording { boundaries, result })
     }

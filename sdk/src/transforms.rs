@@ -1,55 +1,18 @@
-//! The built-in transforms: Create, Map/FlatMap/Filter, Flatten, Partition, Reshuffle,
-//! GroupByKey, CoGroupByKey, Keys/Values/KvSwap/WithKeys/WithTimestamps, CountPerElement, Distinct.
+//! The built-in composite transforms: Map/FlatMap/Filter, Partition, CoGroupByKey,
+//! Keys/Values/KvSwap/WithKeys/WithTimestamps, CountPerElement, Distinct, Combine.globally and
+//! Combine.grouped_values (and, re-exported, the primitives Create, Flatten, Reshuffle, GroupByKey).
 
-use crate::combine::{self, CombinePerKey};
+use crate::combine::{self, CombineFn, CombinePerKey};
 use crate::dofn::{DoFn, DoFnContext, OutputTag, ParDo};
 use crate::error::BoxError;
-use crate::pipeline::{single_output, PBegin, PCollection, PTransform, PrimitiveSpec};
-use runnel_model::exec::{Batch, Executable, UserError};
-use runnel_model::{urns, Boundedness, CreatePayload, Timestamp, WindowedValue, WindowingStrategy};
-use runnel_runner_core::group::{BufferValues, GroupAlsoByWindow};
+use crate::pipeline::{PCollection, PTransform};
+pub use crate::primitives::{Create, Flatten, GroupByKey, Reshuffle};
+use crate::side_input::View;
+use crate::window::WindowInto;
+use runnel_model::{Timestamp, WindowFnSpec};
 use runnel_runner_core::{Data, Key};
 use serde::{Deserialize, Serialize};
 use std::marker::PhantomData;
-use std::sync::Arc;
-
-/// A bounded PCollection from elements held by the pipeline.
-pub struct Create<T> {
-    elements: Vec<WindowedValue<T>>,
-    timestamped: bool,
-}
-
-impl<T: Data> Create<T> {
-    /// Elements in the global window at the minimum timestamp.
-    pub fn of(elements: Vec<T>) -> Self {
-        Create { elements: elements.into_iter().map(WindowedValue::in_global_window).collect(), timestamped: false }
-    }
-
-    /// Elements with event timestamps, in the global window.
-    pub fn timestamped(elements: Vec<(T, Timestamp)>) -> Self {
-        Create {
-            elements: elements.into_iter().map(|(v, t)| WindowedValue::timestamped(v, t)).collect(),
-            timestamped: true,
-        }
-    }
-}
-
-impl<T: Data> PTransform<PBegin> for Create<T> {
-    type Output = PCollection<T>;
-    fn expand(self, input: PBegin) -> PCollection<T> {
-        let payload = CreatePayload { element_count: self.elements.len(), timestamped: self.timestamped };
-        let elements = Arc::new(self.elements);
-        let spec = PrimitiveSpec {
-            urn: urns::CREATE,
-            inputs: Vec::new(),
-            payload: serde_json::to_value(payload).expect("payload serialises"),
-            executable: Some(Executable::Create {
-                elements: Arc::new(move || -> Result<Batch, UserError> { Ok(Box::new((*elements).clone())) }),
-            }),
-        };
-        single_output(input.pipeline(), spec, WindowingStrategy::global_default(), Boundedness::Bounded, None)
-    }
-}
 
 /// The DoFn of [`Map`].
 #[derive(Clone)]
@@ -179,60 +142,6 @@ impl<T: Data> PCollection<T> {
     }
 }
 
-/// Merges PCollections of one type and windowing into one.
-pub struct Flatten;
-
-impl<T: Data> PTransform<Vec<PCollection<T>>> for Flatten {
-    type Output = PCollection<T>;
-    fn expand(self, inputs: Vec<PCollection<T>>) -> PCollection<T> {
-        let first = inputs.first().expect("Flatten needs at least one input (use Create::of(vec![]) for none)");
-        let pipeline = first.pipeline().clone();
-        let mut b = pipeline.lock();
-        let name = b.current_name();
-        let strategy = b.strategy_of(first.id());
-        let coder = b.pcollection(first.id()).coder_id.clone();
-        let mut bounded = Boundedness::Bounded;
-        for pc in &inputs {
-            if b.strategy_of(pc.id()) != strategy {
-                b.error(format!("transform '{name}': Flatten inputs must have the same windowing strategy"));
-            }
-            if b.pcollection(pc.id()).is_bounded == Boundedness::Unbounded {
-                bounded = Boundedness::Unbounded;
-            }
-            // Same Rust type, so the same bytes: give every input the first input's coder id.
-            b.set_coder(pc.id(), coder.clone());
-        }
-        drop(b);
-        let spec = PrimitiveSpec {
-            urn: urns::FLATTEN,
-            inputs: inputs.iter().enumerate().map(|(i, pc)| (i.to_string(), pc.id().to_string())).collect(),
-            payload: serde_json::Value::Null,
-            executable: None,
-        };
-        single_output(&pipeline, spec, strategy, bounded, Some(coder))
-    }
-}
-
-/// Redistributes elements across workers, breaking fusion (order and bundles change).
-pub struct Reshuffle;
-
-impl<T: Data> PTransform<PCollection<T>> for Reshuffle {
-    type Output = PCollection<T>;
-    fn expand(self, input: PCollection<T>) -> PCollection<T> {
-        let b = input.pipeline().lock();
-        let strategy = b.strategy_of(input.id());
-        let node = b.pcollection(input.id()).clone();
-        drop(b);
-        let spec = PrimitiveSpec {
-            urn: urns::RESHUFFLE,
-            inputs: vec![("in".into(), input.id().to_string())],
-            payload: serde_json::Value::Null,
-            executable: None,
-        };
-        single_output(input.pipeline(), spec, strategy, node.is_bounded, Some(node.coder_id))
-    }
-}
-
 /// Splits a PCollection into `n` by a function of each element.
 pub struct Partition<T, F> {
     n: usize,
@@ -285,51 +194,6 @@ impl<T: Data, F: Fn(&T, usize) -> usize + Send + Sync + Clone + 'static> PTransf
         let mut v = vec![outs.main()];
         v.extend(tags.iter().map(|t| outs.get(t)));
         v
-    }
-}
-
-/// Groups values per key and window: `(K, V)` → `(K, Vec<V>)`.
-pub struct GroupByKey<K, V>(PhantomData<fn(K, V)>);
-
-impl<K: Key, V: Data> GroupByKey<K, V> {
-    /// The transform.
-    pub fn new() -> Self {
-        GroupByKey(PhantomData)
-    }
-}
-
-impl<K: Key, V: Data> Default for GroupByKey<K, V> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<K: Key, V: Data> PTransform<PCollection<(K, V)>> for GroupByKey<K, V> {
-    type Output = PCollection<(K, Vec<V>)>;
-    fn expand(self, input: PCollection<(K, V)>) -> PCollection<(K, Vec<V>)> {
-        let pipeline = input.pipeline().clone();
-        let mut b = pipeline.lock();
-        b.make_keyed::<K, V>(input.id());
-        // The output carries the continuation of the trigger and a consumed merging window
-        // function, as in Beam (see `grouping_output_strategy`).
-        let strategy = crate::window::grouping_output_strategy(&mut b, input.id());
-        let bounded = b.pcollection(input.id()).is_bounded;
-        let coder = b.kv_iterable_coder::<K, V>();
-        let window_fn = b.window_fn_of(input.id());
-        drop(b);
-        let spec = PrimitiveSpec {
-            urn: urns::GROUP_BY_KEY,
-            inputs: vec![("in".into(), input.id().to_string())],
-            payload: serde_json::Value::Null,
-            executable: Some(Executable::GroupByKey {
-                instantiate: Arc::new(move |ws| {
-                    Ok(Box::new(GroupAlsoByWindow::<K, V, _>::with_window_fn(BufferValues, ws, window_fn.clone())?))
-                }),
-            }),
-        };
-        let out: PCollection<(K, Vec<V>)> = single_output(&pipeline, spec, strategy, bounded, Some(coder));
-        pipeline.lock().make_keyed_output::<K, Vec<V>>(out.id());
-        out
     }
 }
 
@@ -475,5 +339,89 @@ impl<T: Key> PTransform<PCollection<T>> for Distinct<T> {
     type Output = PCollection<T>;
     fn expand(self, input: PCollection<T>) -> PCollection<T> {
         input.map("PairWithUnit", |x| (x, ())).combine_per_key("Dedup", combine::Count::new()).apply("Keys", Keys)
+    }
+}
+
+/// Constructors of the Combine transforms.
+pub struct Combine;
+
+impl Combine {
+    /// Combines the values of each key: `(K, In)` → `(K, Out)`.
+    pub fn per_key<K: Key, F: CombineFn>(f: F) -> CombinePerKey<K, F> {
+        CombinePerKey::new(f)
+    }
+
+    /// Combines all elements of each window into one. In the global window an empty input still
+    /// gives one output (the result of an empty accumulator), as in Beam.
+    pub fn globally<F: CombineFn>(f: F) -> CombineGlobally<F> {
+        CombineGlobally { f }
+    }
+
+    /// Combines the grouped values of each key: `(K, Vec<In>)` → `(K, Out)`.
+    pub fn grouped_values<K: Key, F: CombineFn>(f: F) -> CombineGroupedValues<K, F> {
+        CombineGroupedValues { f, _k: PhantomData }
+    }
+}
+
+/// See [`Combine::globally`].
+pub struct CombineGlobally<F> {
+    f: F,
+}
+
+impl<F: CombineFn> PTransform<PCollection<F::In>> for CombineGlobally<F> {
+    type Output = PCollection<F::Out>;
+    fn expand(self, input: PCollection<F::In>) -> PCollection<F::Out> {
+        let strategy = input.windowing_strategy();
+        let f = self.f.clone();
+        let combined = input
+            .map("KeyByUnit", |v| ((), v))
+            .apply("CombinePerKey", CombinePerKey::new(self.f))
+            .apply("Values", Values);
+        if strategy.window_fn != WindowFnSpec::Global {
+            return combined;
+        }
+        // As Beam: when the global window holds nothing, emit the empty accumulator's output.
+        // A side input tells whether the combine produced anything.
+        let seen = View::as_iterable(&combined);
+        let probe = seen.clone();
+        let default = input.pipeline().apply("DefaultSeed", Create::of(vec![()])).apply(
+            "InsertDefault",
+            ParDo::from_fn(move |_: (), ctx: &mut DoFnContext<'_, '_, F::Out>| {
+                if ctx.side_input(&probe)?.is_empty() {
+                    ctx.emit_at(f.extract_output(f.create_accumulator()), Timestamp::end_of_global_window());
+                }
+                Ok(())
+            })
+            .with_side_input(&seen),
+        );
+        // Flatten needs one windowing: the combine's output carries the trigger's continuation.
+        let strategy = combined.windowing_strategy();
+        let default = if default.windowing_strategy() == strategy {
+            default
+        } else {
+            default.apply("DefaultWindowing", WindowInto::from_strategy(strategy))
+        };
+        input.pipeline().clone().apply_to("WithDefault", vec![combined, default], Flatten)
+    }
+}
+
+/// See [`Combine::grouped_values`].
+pub struct CombineGroupedValues<K, F> {
+    f: F,
+    _k: PhantomData<fn(K)>,
+}
+
+impl<K: Key, F: CombineFn> PTransform<PCollection<(K, Vec<F::In>)>> for CombineGroupedValues<K, F> {
+    type Output = PCollection<(K, F::Out)>;
+    fn expand(self, input: PCollection<(K, Vec<F::In>)>) -> PCollection<(K, F::Out)> {
+        let f = self.f;
+        crate::transforms::Map::new(move |(k, vs): (K, Vec<F::In>)| {
+            let mut acc = f.create_accumulator();
+            for v in vs {
+                f.add_input(&mut acc, v);
+            }
+            (k, f.extract_output(acc))
+        })
+        .expand(input)
     }
 }

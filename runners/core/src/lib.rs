@@ -4,15 +4,21 @@
 //! - [`windows`]: window assignment of the built-in window functions, and side input window mapping.
 //! - [`group`]: grouping per key and window ([`group::GroupAlsoByWindow`]), with panes, lateness and
 //!   accumulation; GroupByKey and Combine both go through it.
+//! - [`plan`]: the physical plan, a graph cut into stages of fused transforms (serde data, shown by
+//!   `--explain`); [`stage`]: the stage executor every runner runs stages with.
+//! - [`capability`]: what a runner can run, and the refusal of the rest before anything runs.
 //! - [`runner`]: the small trait every runner implements, with its options and results.
 //!
 //! Architecture invariant: this crate knows no runner and no SDK; it is generic over element types
 //! and the SDK instantiates it for concrete ones.
 #![warn(missing_docs)]
 
+pub mod capability;
 pub mod group;
 pub mod lift;
+pub mod plan;
 pub mod runner;
+pub mod stage;
 pub mod trigger;
 pub mod typed;
 pub mod windows;

@@ -39,17 +39,46 @@ pub fn allows_lifting(strategy: &WindowingStrategy) -> bool {
         && !matches!(strategy.window_fn, WindowFnSpec::Custom { merging: true, .. })
 }
 
-/// The pre-shuffle half: `(K, V)` → `(K, accumulator)` per key and window of each batch, stamped
-/// with the earliest input timestamp.
-pub struct Precombine<K, V, R> {
+/// How many key-window accumulators a precombine holds before it emits them all (so a bundle
+/// with many distinct keys does not hold them all).
+pub const PRECOMBINE_MAX_ENTRIES: usize = 64 * 1024;
+
+/// The pre-shuffle half: `(K, V)` → `(K, accumulator)`, one accumulator per key and window for
+/// each bundle, stamped with the earliest input timestamp. It emits at the end of the bundle, or
+/// as soon as its table holds [`PRECOMBINE_MAX_ENTRIES`].
+pub struct Precombine<K, V, R: Reducer<K, V>> {
     reducer: R,
+    partial: AHashMap<(K, Window), (R::State, Timestamp)>,
     _t: std::marker::PhantomData<fn(K, V)>,
 }
 
-impl<K, V, R> Precombine<K, V, R> {
+impl<K, V, R: Reducer<K, V>> Precombine<K, V, R> {
     /// Folds with `reducer`'s `create` and `add`.
     pub fn new(reducer: R) -> Self {
-        Precombine { reducer, _t: std::marker::PhantomData }
+        Precombine { reducer, partial: AHashMap::new(), _t: std::marker::PhantomData }
+    }
+}
+
+impl<K: Key, V: Data, R: Reducer<K, V>> Precombine<K, V, R>
+where
+    R::State: Data,
+{
+    fn flush(&mut self, ctx: &mut ExecContext<'_>) {
+        if self.partial.is_empty() {
+            return;
+        }
+        let out: Vec<WindowedValue<(K, R::State)>> = self
+            .partial
+            .drain()
+            .map(|((key, window), (acc, timestamp))| WindowedValue {
+                value: (key, acc),
+                timestamp,
+                window,
+                pane: PaneInfo::NO_FIRING,
+                retraction: false,
+            })
+            .collect();
+        (ctx.output)(0, Box::new(out));
     }
 }
 
@@ -64,38 +93,112 @@ where
         Ok(())
     }
     fn process_batch(&mut self, input: Batch, ctx: &mut ExecContext<'_>) -> Result<(), UserError> {
-        let mut partial: AHashMap<(K, Window), (R::State, Timestamp)> = AHashMap::new();
         for wv in downcast::<(K, V)>(input) {
             let (key, value) = wv.value;
-            let slot = match partial.get_mut(&(key.clone(), wv.window)) {
+            let slot = match self.partial.get_mut(&(key.clone(), wv.window)) {
                 Some(s) => s,
-                None => partial.entry((key.clone(), wv.window)).or_insert((self.reducer.create(&key)?, wv.timestamp)),
+                None => {
+                    if self.partial.len() >= PRECOMBINE_MAX_ENTRIES {
+                        self.flush(ctx);
+                    }
+                    let state = self.reducer.create(&key)?;
+                    self.partial.entry((key.clone(), wv.window)).or_insert((state, wv.timestamp))
+                }
             };
             self.reducer.add(&key, &mut slot.0, value)?;
             slot.1 = slot.1.min(wv.timestamp);
         }
-        let out: Vec<WindowedValue<(K, R::State)>> = partial
-            .into_iter()
-            .map(|((key, window), (acc, timestamp))| WindowedValue {
-                value: (key, acc),
-                timestamp,
-                window,
-                pane: PaneInfo::NO_FIRING,
-                retraction: false,
-            })
-            .collect();
-        if !out.is_empty() {
-            (ctx.output)(0, Box::new(out));
-        }
         Ok(())
     }
-    fn finish_bundle(&mut self, _: &mut ExecContext<'_>) -> Result<(), UserError> {
+    fn finish_bundle(&mut self, ctx: &mut ExecContext<'_>) -> Result<(), UserError> {
+        self.flush(ctx);
         Ok(())
     }
     fn teardown(&mut self) -> Result<(), UserError> {
         Ok(())
     }
 }
+
+/// Beam's `merge_accumulators` step for runners that group themselves: `(K, Vec<Acc>)` →
+/// `(K, Acc)`, element-wise.
+pub struct MergeGroupedAccumulators<K, V, R> {
+    reducer: R,
+    _t: std::marker::PhantomData<fn(K, V)>,
+}
+
+impl<K, V, R> MergeGroupedAccumulators<K, V, R> {
+    /// Merges with `reducer`'s `create` and `merge`.
+    pub fn new(reducer: R) -> Self {
+        MergeGroupedAccumulators { reducer, _t: std::marker::PhantomData }
+    }
+}
+
+/// Beam's `extract_outputs` step: `(K, Acc)` → `(K, Out)`, element-wise.
+pub struct ExtractOutputs<K, V, R> {
+    reducer: R,
+    _t: std::marker::PhantomData<fn(K, V)>,
+}
+
+impl<K, V, R> ExtractOutputs<K, V, R> {
+    /// Extracts with `reducer`'s `extract_owned`.
+    pub fn new(reducer: R) -> Self {
+        ExtractOutputs { reducer, _t: std::marker::PhantomData }
+    }
+}
+
+/// An element-wise DoFn instance with no bundle or lifecycle work.
+macro_rules! element_wise_instance {
+    ($ty:ident, $in:ty, $out:ty, |$self_:ident, $key:ident, $value:ident| $body:expr) => {
+        impl<K: Key, V: Data, R: Reducer<K, V>> DoFnInstance for $ty<K, V, R>
+        where
+            R::State: Data,
+        {
+            fn setup(&mut self) -> Result<(), UserError> {
+                Ok(())
+            }
+            fn start_bundle(&mut self, _: &mut ExecContext<'_>) -> Result<(), UserError> {
+                Ok(())
+            }
+            fn process_batch(&mut self, input: Batch, ctx: &mut ExecContext<'_>) -> Result<(), UserError> {
+                let mut out: Vec<WindowedValue<$out>> = Vec::new();
+                for wv in downcast::<$in>(input) {
+                    let $self_ = &*self;
+                    let ($key, $value) = wv.value;
+                    let value = $body;
+                    out.push(WindowedValue {
+                        value: ($key, value),
+                        timestamp: wv.timestamp,
+                        window: wv.window,
+                        pane: wv.pane,
+                        retraction: wv.retraction,
+                    });
+                }
+                if !out.is_empty() {
+                    (ctx.output)(0, Box::new(out));
+                }
+                Ok(())
+            }
+            fn finish_bundle(&mut self, _: &mut ExecContext<'_>) -> Result<(), UserError> {
+                Ok(())
+            }
+            fn teardown(&mut self) -> Result<(), UserError> {
+                Ok(())
+            }
+        }
+    };
+}
+
+element_wise_instance!(MergeGroupedAccumulators, (K, Vec<R::State>), (K, R::State), |this, key, accumulators| {
+    let mut merged = this.reducer.create(&key)?;
+    for acc in accumulators {
+        this.reducer.merge(&key, &mut merged, acc)?;
+    }
+    merged
+});
+
+element_wise_instance!(ExtractOutputs, (K, R::State), (K, R::Output), |this, key, accumulator| {
+    this.reducer.extract_owned(&key, accumulator)?
+});
 
 /// The post-shuffle half: a reducer over accumulators, merging each into the state; its output
 /// is the combine's. Run it in [`crate::group::GroupAlsoByWindow`] like any reducer.

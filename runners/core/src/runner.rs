@@ -1,6 +1,8 @@
 //! The runner trait, its options and its results.
 
-use runnel_model::exec::Job;
+use crate::capability::Capabilities;
+use crate::plan::PlanOptions;
+use runnel_model::exec::{Job, UserError};
 use runnel_model::metrics::MetricsSnapshot;
 use runnel_model::{GraphError, Timestamp};
 use std::collections::BTreeMap;
@@ -84,71 +86,10 @@ impl CancelSignal {
     }
 }
 
-/// What one step of a TestStream did (the direct runner replays a TestStream one event at a
-/// time, running the pipeline to quiescence after each).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StepEvent {
-    /// Before the first event: bounded sources read and everything they caused.
-    Start,
-    /// Elements were added; `elements` holds `value @ timestamp` of each, as `Debug` text.
-    AddElements {
-        /// `value @ timestamp` per element.
-        elements: Vec<String>,
-    },
-    /// The watermark of the stream advanced to `to` (`Timestamp::MAX` is +∞, the end).
-    AdvanceWatermark {
-        /// The new watermark.
-        to: Timestamp,
-    },
-    /// Processing time advanced by `by_ms` milliseconds.
-    AdvanceProcessingTime {
-        /// The advance.
-        by_ms: i64,
-    },
-}
-
-impl fmt::Display for StepEvent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StepEvent::Start => write!(f, "start"),
-            StepEvent::AddElements { elements } => write!(f, "add elements [{}]", elements.join(", ")),
-            StepEvent::AdvanceWatermark { to } if *to == Timestamp::MAX => write!(f, "advance watermark to +inf"),
-            StepEvent::AdvanceWatermark { to } => write!(f, "advance watermark to {to}"),
-            StepEvent::AdvanceProcessingTime { by_ms } => write!(f, "advance processing time by {by_ms}ms"),
-        }
-    }
-}
-
-/// The state of a job after one TestStream step, as a [`StepObserver`] sees it.
-#[derive(Clone, Debug)]
-pub struct StepReport {
-    /// The event the step replayed.
-    pub event: StepEvent,
-    /// Processing time after the step.
-    pub processing_time: Timestamp,
-    /// The watermark of every PCollection after the step, by PCollection id.
-    pub watermarks: BTreeMap<String, Timestamp>,
-}
-
-/// Called by the direct runner after each TestStream step has run to quiescence (every bundle
-/// delivered, watermarks propagated, due timers fired).
-#[derive(Clone)]
-pub struct StepObserver(pub Arc<dyn Fn(&StepReport) + Send + Sync>);
-
-impl fmt::Debug for StepObserver {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("StepObserver")
-    }
-}
-
-/// Options every runner receives (the SDK parses them from the command line).
+/// Options every runner receives (the SDK parses them from the command line). Options of one
+/// runner only live in that runner's own type.
 #[derive(Clone, Debug)]
 pub struct RunnerOptions {
-    /// Direct runner: check that every element round-trips through its coder, and process
-    /// bundles in shuffled order.
-    pub direct_checks: bool,
-    /// Seed for shuffled order (fixed seeds make a failure reproducible).
-    pub seed: u64,
     /// Elements per bundle that sources emit.
     pub bundle_size: usize,
     /// Worker count for runners that have workers.
@@ -160,21 +101,16 @@ pub struct RunnerOptions {
     pub clock: Option<Arc<dyn Clock>>,
     /// Raised to cancel the job.
     pub cancel: CancelSignal,
-    /// Direct runner: told after each TestStream step (see [`StepObserver`]).
-    pub step_observer: Option<StepObserver>,
 }
 
 impl Default for RunnerOptions {
     fn default() -> Self {
         RunnerOptions {
-            direct_checks: true,
-            seed: 0x5eed,
             bundle_size: 1024,
             workers: None,
             extra: BTreeMap::new(),
             clock: None,
             cancel: CancelSignal::new(),
-            step_observer: None,
         }
     }
 }
@@ -186,6 +122,9 @@ pub enum JobState {
     Done,
     /// Cancelled before the end (see [`CancelSignal`]).
     Cancelled,
+    /// Nothing ran: the program was asked only for the graph or the plan (`--dump-graph`,
+    /// `--explain`).
+    NotRun,
 }
 
 /// What a finished job reports.
@@ -201,12 +140,13 @@ pub struct JobResult {
 #[derive(Debug, Error)]
 pub enum RunError {
     /// User code returned an error or panicked.
-    #[error("transform '{transform}' failed: {message}")]
+    #[error("transform '{transform}' failed: {source}")]
     UserCode {
         /// Unique name of the transform.
         transform: String,
-        /// The error or panic message.
-        message: String,
+        /// The user's error (its own source chain kept), or the panic message.
+        #[source]
+        source: UserError,
     },
     /// The graph is malformed.
     #[error("invalid pipeline graph: {0}")]
@@ -229,10 +169,21 @@ pub enum RunError {
     },
 }
 
+impl RunError {
+    /// A failure of user code in `transform`.
+    pub fn user_code(transform: &str, source: impl Into<UserError>) -> Self {
+        RunError::UserCode { transform: transform.to_string(), source: source.into() }
+    }
+}
+
 /// A runner: executes a job.
 pub trait Runner {
     /// Its name as given to `--runner`.
     fn name(&self) -> &'static str;
+    /// What it can run; [`crate::capability::check`] refuses the rest before anything runs.
+    fn capabilities(&self) -> Capabilities;
+    /// How it plans a graph (see [`crate::plan::plan`]).
+    fn plan_options(&self) -> PlanOptions;
     /// Runs the job to completion.
     fn run(&self, job: Job, options: &RunnerOptions) -> Result<JobResult, RunError>;
 }

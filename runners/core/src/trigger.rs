@@ -553,3 +553,20 @@ mod continuation_tests {
         assert_eq!(continuation(&Trigger::Default), Trigger::Default);
     }
 }
+
+/// Whether a trigger has processing-time parts (otherwise a grouping never sets a timer, and a
+/// runner need not ask for one).
+pub fn uses_processing_time(t: &Trigger) -> bool {
+    match t {
+        Trigger::AfterProcessingTime { .. } => true,
+        Trigger::Default | Trigger::AfterCount { .. } | Trigger::Never | Trigger::Always => false,
+        Trigger::AfterWatermark { early, late } => {
+            early.as_deref().is_some_and(uses_processing_time) || late.as_deref().is_some_and(uses_processing_time)
+        }
+        Trigger::Repeatedly { trigger } => uses_processing_time(trigger),
+        Trigger::AfterEach { triggers } | Trigger::AfterAny { triggers } | Trigger::AfterAll { triggers } => {
+            triggers.iter().any(uses_processing_time)
+        }
+        Trigger::OrFinally { main, finally } => uses_processing_time(main) || uses_processing_time(finally),
+    }
+}

@@ -1,6 +1,7 @@
 //! [`TypedOps`]: the typed side of [`ElementOps`] for batches of `WindowedValue<T>`.
 
 use crate::Data;
+use bincode::Options;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use runnel_model::exec::{Batch, ElementOps, UserError};
@@ -57,6 +58,50 @@ impl Hasher for FnvHasher {
             self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
         }
     }
+}
+
+/// The byte options of [`bincode::serialize`], refusing trailing bytes: an element's bytes must
+/// decode to exactly one element.
+fn exact() -> impl bincode::Options {
+    bincode::DefaultOptions::new().with_fixint_encoding().reject_trailing_bytes()
+}
+
+/// Appends one windowed element to `out`: its length as a varint (as Beam's length-prefix
+/// coder), then its bincode bytes.
+pub fn encode_element<T: Data>(wv: &WindowedValue<T>, out: &mut Vec<u8>) -> Result<(), UserError> {
+    let fail = |e: bincode::Error| -> UserError {
+        format!("cannot encode {:?} of type {}: {e}", wv.value, std::any::type_name::<T>()).into()
+    };
+    let len = bincode::serialized_size(wv).map_err(fail)?;
+    prost::encoding::encode_varint(len, out);
+    bincode::serialize_into(&mut *out, wv).map_err(fail)
+}
+
+/// Decodes every element of a stream of [`encode_element`] encodings; a truncated element or
+/// trailing bytes are an error naming the offset.
+pub fn decode_elements<T: Data>(bytes: &[u8]) -> Result<Vec<WindowedValue<T>>, UserError> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let offset = bytes.len() - rest.len();
+        let fail = |what: String| -> UserError {
+            format!(
+                "cannot decode element #{} of type {} at byte {offset}: {what}",
+                out.len(),
+                std::any::type_name::<T>()
+            )
+            .into()
+        };
+        let len = prost::encoding::decode_varint(&mut rest).map_err(|_| fail("truncated length".into()))?;
+        let len = usize::try_from(len).map_err(|_| fail(format!("length {len} is too large")))?;
+        if len > rest.len() {
+            return Err(fail(format!("truncated: {len} bytes announced, {} left", rest.len())));
+        }
+        let (element, tail) = rest.split_at(len);
+        out.push(exact().deserialize(element).map_err(|e| fail(e.to_string()))?);
+        rest = tail;
+    }
+    Ok(out)
 }
 
 /// The typed vector inside a batch (panics on a type mismatch: a runner bug, not a user error).
@@ -121,14 +166,14 @@ impl<T: Data> ElementOps for TypedOps<T> {
     }
 
     fn encode(&self, batch: &Batch, out: &mut Vec<u8>) -> Result<(), UserError> {
-        bincode::serialize_into(out, downcast_ref::<T>(batch))
-            .map_err(|e| -> UserError { format!("cannot encode {}: {e}", std::any::type_name::<T>()).into() })
+        for wv in downcast_ref::<T>(batch) {
+            encode_element(wv, out)?;
+        }
+        Ok(())
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<Batch, UserError> {
-        let v: Vec<WindowedValue<T>> = bincode::deserialize(bytes)
-            .map_err(|e| -> UserError { format!("cannot decode {}: {e}", std::any::type_name::<T>()).into() })?;
-        Ok(Box::new(v))
+        Ok(Box::new(decode_elements::<T>(bytes)?))
     }
 
     fn check_encoding(&self, batch: &Batch) -> Result<(), UserError> {

@@ -89,7 +89,10 @@ fn lifted(strategy: &WindowingStrategy, input: Vec<Vec<WindowedValue<(u8, i64)>>
     for b in input {
         let mut sink = |_: usize, b: Batch| accs.push(b);
         let mut ctx = ExecContext { step: "P", output: &mut sink, side_inputs: &NoSides, metrics: &mut metrics };
+        // Each input batch is a bundle: the precombine emits its accumulators when it finishes.
+        pre.start_bundle(&mut ctx).unwrap();
         pre.process_batch(Box::new(b), &mut ctx).unwrap();
+        pre.finish_bundle(&mut ctx).unwrap();
     }
     let mut op = GroupAlsoByWindow::<u8, i64, _>::new(MergeAccumulators::new(SumReducer), strategy).unwrap();
     drive(&mut op, accs)
@@ -179,8 +182,65 @@ fn lifting_under_earliest_would_change_the_pane_timestamp() {
     {
         let mut sink = |_: usize, b: Batch| accs.push(b);
         let mut ctx = ExecContext { step: "P", output: &mut sink, side_inputs: &NoSides, metrics: &mut metrics };
+        pre.start_bundle(&mut ctx).unwrap();
         pre.process_batch(Box::new(input[0].clone()), &mut ctx).unwrap();
+        pre.finish_bundle(&mut ctx).unwrap();
     }
     let mut lifted = GroupAlsoByWindow::<u8, i64, _>::new(MergeAccumulators::new(SumReducer), &strategy).unwrap();
     assert_eq!(run(&mut lifted, accs.remove(0)), Timestamp(9));
+}
+
+/// Beam's lifted form for runners that group themselves: precombine each bundle, group the
+/// accumulators per key and window, merge them element-wise, extract: the same sums as folding
+/// every element.
+#[test]
+fn precombine_merge_grouped_and_extract_give_the_plain_combine() {
+    use runnel_runner_core::lift::{ExtractOutputs, MergeGroupedAccumulators};
+    use std::collections::BTreeMap;
+    let events: Vec<(u8, i64, i64)> = (0..40).map(|i| ((i % 3) as u8, i as i64 - 7, (i * 7 % 50) as i64)).collect();
+    let spec = WindowFnSpec::Fixed { size_ms: 20, offset_ms: 0 };
+    let mut expected: BTreeMap<(u8, Window), i64> = BTreeMap::new();
+    for (k, v, t) in &events {
+        for w in assign(&spec, Timestamp(*t)).unwrap() {
+            *expected.entry((*k, w)).or_default() += v;
+        }
+    }
+    let mut metrics = StepMetrics::default();
+    let mut outputs: Vec<Batch> = Vec::new();
+    let mut pre = Precombine::<u8, i64, _>::new(SumReducer);
+    for b in bundles(&spec, &events, 6) {
+        let mut sink = |_: usize, b: Batch| outputs.push(b);
+        let mut ctx = ExecContext { step: "P", output: &mut sink, side_inputs: &NoSides, metrics: &mut metrics };
+        pre.start_bundle(&mut ctx).unwrap();
+        pre.process_batch(Box::new(b), &mut ctx).unwrap();
+        pre.finish_bundle(&mut ctx).unwrap();
+    }
+    // The runner's grouping per key and window.
+    let mut grouped: BTreeMap<(u8, Window), Vec<i64>> = BTreeMap::new();
+    for b in outputs {
+        for wv in *b.downcast::<Vec<WindowedValue<(u8, i64)>>>().unwrap() {
+            grouped.entry((wv.value.0, wv.window)).or_default().push(wv.value.1);
+        }
+    }
+    let input: Vec<WindowedValue<(u8, Vec<i64>)>> = grouped
+        .into_iter()
+        .map(|((k, w), accs)| WindowedValue { window: w, ..WindowedValue::timestamped((k, accs), w.max_timestamp()) })
+        .collect();
+    let run = |instance: &mut dyn DoFnInstance, input: Batch| -> Vec<Batch> {
+        let mut out = Vec::new();
+        let mut metrics = StepMetrics::default();
+        let mut sink = |_: usize, b: Batch| out.push(b);
+        let mut ctx = ExecContext { step: "M", output: &mut sink, side_inputs: &NoSides, metrics: &mut metrics };
+        instance.process_batch(input, &mut ctx).unwrap();
+        out
+    };
+    let merged = run(&mut MergeGroupedAccumulators::<u8, i64, _>::new(SumReducer), Box::new(input));
+    let mut extract = ExtractOutputs::<u8, i64, _>::new(SumReducer);
+    let sums: BTreeMap<(u8, Window), i64> = merged
+        .into_iter()
+        .flat_map(|b| run(&mut extract, b))
+        .flat_map(|b| *b.downcast::<Vec<WindowedValue<(u8, i64)>>>().unwrap())
+        .map(|wv| ((wv.value.0, wv.window), wv.value.1))
+        .collect();
+    assert_eq!(sums, expected);
 }

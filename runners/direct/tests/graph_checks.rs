@@ -84,7 +84,7 @@ fn payload_and_bindings_disagreeing_is_an_error_naming_the_transform() {
         events: vec![TestStreamEvent::AddElements { count: 2 }, TestStreamEvent::AddElements { count: 1 }],
     })
     .unwrap();
-    match DirectRunner.run(job, &RunnerOptions::default()) {
+    match DirectRunner::default().run(job, &RunnerOptions::default()) {
         Err(RunError::Binding { transform, message }) => {
             assert_eq!(transform, "Events");
             assert!(message.contains("2 element events") && message.contains("1 batches"), "{message}");
@@ -94,6 +94,6 @@ fn payload_and_bindings_disagreeing_is_an_error_naming_the_transform() {
     let mut job = p.job().unwrap();
     job.graph.transforms.get_mut("Events").unwrap().payload =
         serde_json::to_value(TestStreamPayload { events: vec![TestStreamEvent::AddElements { count: 3 }] }).unwrap();
-    let err = DirectRunner.run(job, &RunnerOptions::default()).unwrap_err().to_string();
+    let err = DirectRunner::default().run(job, &RunnerOptions::default()).unwrap_err().to_string();
     assert!(err.contains("'Events'") && err.contains("of 3 elements holds 2"), "{err}");
 }

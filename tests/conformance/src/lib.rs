@@ -27,6 +27,7 @@ pub use runnel;
 
 use runnel::prelude::*;
 use runnel::PipelineResult;
+pub use runnel::{Capabilities, Capability};
 use std::time::Duration;
 
 /// How long an error-path case waits for the run to end before calling it a hang.
@@ -78,6 +79,21 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic without a message".to_string())
 }
 
+/// Runs a case on a runner that lacks one of the capabilities it needs, and asserts that the
+/// runner refused it up front with a clear error naming a missing capability (the case itself
+/// panics when its run fails, so the refusal arrives as that panic's message).
+pub fn expect_refused(case: impl FnOnce() + std::panic::UnwindSafe, missing: &[Capability]) {
+    let outcome = std::panic::catch_unwind(case);
+    let message = match outcome {
+        Ok(()) => panic!("the runner ran a case needing {missing:?}, which it does not declare; it must refuse it"),
+        Err(payload) => panic_text(&*payload),
+    };
+    assert!(
+        message.contains("cannot run this pipeline") && missing.iter().any(|c| message.contains(c.describe())),
+        "expected a refusal naming one of {missing:?}, got: {message}"
+    );
+}
+
 /// Asserts that `text` contains every one of `needles`, showing `text` when it does not.
 pub fn assert_contains_all(text: &str, needles: &[&str]) {
     for needle in needles {
@@ -107,13 +123,19 @@ impl<T: Element> PTransform<PCollection<T>> for Reify {
 
 /// Instantiates the conformance suite for one runner: a module `$runner` with one `#[test]` per
 /// case, each calling the case with the options `$options` (an expression evaluated per test, in
-/// a module that sees the caller's imports).
+/// a module that sees the caller's imports). `$capabilities` (a [`Capabilities`]) is what the
+/// runner declares it supports: a case needing more is asserted to be **refused up front** with
+/// a clear error ([`expect_refused`]), never skipped.
 ///
-/// The list below is the single registry of cases; a case that a known bug breaks carries
+/// The list below is the single registry of cases, each with the capabilities it needs beyond
+/// bounded batch execution in brackets; a case that a known bug breaks carries
 /// `#[ignore = "reason"]` here, for every runner.
 #[macro_export]
 macro_rules! conformance_suite {
     ($runner:ident, $options:expr) => {
+        $crate::conformance_suite!($runner, $options, $crate::Capabilities::all());
+    };
+    ($runner:ident, $options:expr, $capabilities:expr) => {
         mod $runner {
             // `$options` is written at the call site: let it name what is in scope there.
             #[allow(unused_imports)]
@@ -121,6 +143,10 @@ macro_rules! conformance_suite {
 
             fn options() -> $crate::runnel::PipelineOptions {
                 $options
+            }
+
+            fn capabilities() -> $crate::Capabilities {
+                $capabilities
             }
             $crate::conformance_suite!(@cases
                 // Create and element-wise transforms.
@@ -184,28 +210,28 @@ macro_rules! conformance_suite {
                 user_window_fn_assigns_windows,
                 merging_user_window_fn_merges_windows_and_state,
                 repeated_count_trigger_accumulating_ends_with_the_full_sum,
-                retracting_panes_keep_a_downstream_sum_correct,
+                retracting_panes_keep_a_downstream_sum_correct [Retractions],
                 trigger_that_may_finish_is_warned_or_refused,
-                repeated_count_discarding_then_empty_on_time_pane,
-                on_time_behaviour_fire_if_non_empty_skips_the_empty_pane,
-                after_each_fires_its_triggers_in_turn_then_closes_the_window,
-                or_finally_stops_the_main_trigger,
-                never_fires_only_the_final_pane_at_expiry,
-                always_fires_for_every_bundle,
-                after_any_fires_on_the_first_of_its_triggers,
-                after_all_waits_for_all_of_its_triggers,
-                aligned_processing_time_fires_at_the_period_boundary,
-                closing_behaviour_fire_always_emits_the_final_pane,
-                retracting_group_by_key_sum_equals_accumulating_in_every_pane,
-                sessions_merge_in_streaming,
-                combine_globally_with_a_trigger_in_the_global_window,
+                repeated_count_discarding_then_empty_on_time_pane [TestStream],
+                on_time_behaviour_fire_if_non_empty_skips_the_empty_pane [TestStream],
+                after_each_fires_its_triggers_in_turn_then_closes_the_window [TestStream],
+                or_finally_stops_the_main_trigger [TestStream],
+                never_fires_only_the_final_pane_at_expiry [TestStream],
+                always_fires_for_every_bundle [TestStream],
+                after_any_fires_on_the_first_of_its_triggers [TestStream, ProcessingTime],
+                after_all_waits_for_all_of_its_triggers [TestStream, ProcessingTime],
+                aligned_processing_time_fires_at_the_period_boundary [TestStream, ProcessingTime],
+                closing_behaviour_fire_always_emits_the_final_pane [TestStream],
+                retracting_group_by_key_sum_equals_accumulating_in_every_pane [TestStream, Retractions],
+                sessions_merge_in_streaming [TestStream],
+                combine_globally_with_a_trigger_in_the_global_window [TestStream],
                 metrics_counter_distribution_and_gauge,
                 // Event time exactly as Beam Java.
-                earliest_stamps_panes_only_with_holds_not_behind_the_output_watermark,
-                latest_stamps_on_time_panes_by_their_holds_and_late_panes_at_the_end_of_the_window,
-                merged_sessions_start_fresh_unless_the_result_already_existed,
-                a_session_closed_by_its_trigger_stays_closed,
-                the_empty_on_time_pane_fires_only_while_not_late_for_the_output_watermark,
+                earliest_stamps_panes_only_with_holds_not_behind_the_output_watermark [TestStream],
+                latest_stamps_on_time_panes_by_their_holds_and_late_panes_at_the_end_of_the_window [TestStream],
+                merged_sessions_start_fresh_unless_the_result_already_existed [TestStream],
+                a_session_closed_by_its_trigger_stays_closed [TestStream],
+                the_empty_on_time_pane_fires_only_while_not_late_for_the_output_watermark [TestStream],
                 triggers_that_fire_again_where_beam_needs_one_shot_are_refused,
                 a_second_grouping_over_consumed_sessions_is_refused,
                 remerge_merges_consumed_windows_again_at_the_next_grouping,
@@ -221,15 +247,15 @@ macro_rules! conformance_suite {
                 combine_globally_in_global_window_with_non_default_strategy,
                 passert_checks_contents_across_all_windows,
                 // Streaming: TestStream, lateness, watermark holds, unbounded sources.
-                test_stream_default_trigger_fires_on_time_panes_as_the_watermark_passes,
-                test_stream_ends_with_the_watermark_at_infinity,
-                test_stream_late_data_within_allowed_lateness_fires_a_late_pane,
-                test_stream_data_beyond_allowed_lateness_is_dropped_and_counted,
-                test_stream_reordered_input_gives_the_same_panes,
-                test_stream_watermark_hold_keeps_a_downstream_grouping_on_time,
-                test_stream_processing_time_advance_fires_early_pane,
-                unbounded_source_runs_until_its_watermark_reaches_infinity,
-                unbounded_source_is_cancelled_from_the_pipeline_handle,
+                test_stream_default_trigger_fires_on_time_panes_as_the_watermark_passes [TestStream],
+                test_stream_ends_with_the_watermark_at_infinity [TestStream],
+                test_stream_late_data_within_allowed_lateness_fires_a_late_pane [TestStream],
+                test_stream_data_beyond_allowed_lateness_is_dropped_and_counted [TestStream],
+                test_stream_reordered_input_gives_the_same_panes [TestStream],
+                test_stream_watermark_hold_keeps_a_downstream_grouping_on_time [TestStream],
+                test_stream_processing_time_advance_fires_early_pane [TestStream, ProcessingTime],
+                unbounded_source_runs_until_its_watermark_reaches_infinity [UnboundedSources],
+                unbounded_source_is_cancelled_from_the_pipeline_handle [UnboundedSources, RunAsync],
                 // Failures.
                 dofn_error_fails_run_naming_transform,
                 dofn_panic_fails_run_naming_transform,
@@ -241,15 +267,25 @@ macro_rules! conformance_suite {
                 duplicate_transform_names_are_a_construction_error,
                 singleton_side_input_with_two_elements_fails_run,
                 partition_index_out_of_range_fails_run,
+                flatten_of_no_inputs_is_a_construction_error,
+                run_error_keeps_the_user_error_as_its_source,
             );
         }
     };
-    (@cases $($(#[$attr:meta])* $case:ident),* $(,)?) => {
+    (@cases $($(#[$attr:meta])* $case:ident $([$($need:ident),*])?),* $(,)?) => {
         $(
             #[test]
             $(#[$attr])*
             fn $case() {
-                $crate::cases::$case(options());
+                let needs: &[$crate::Capability] = &[$($($crate::Capability::$need),*)?];
+                let capabilities = capabilities();
+                let missing: Vec<$crate::Capability> =
+                    needs.iter().copied().filter(|c| !capabilities.supports(*c)).collect();
+                if missing.is_empty() {
+                    $crate::cases::$case(options());
+                } else {
+                    $crate::expect_refused(|| $crate::cases::$case(options()), &missing);
+                }
             }
         )*
     };

@@ -135,6 +135,73 @@ fn invalid_utf8_fails_naming_file_and_line_and_leaves_no_output() {
 }
 
 #[test]
+fn an_output_prefix_naming_a_directory_or_nothing_is_refused_before_anything_runs() {
+    for (output, says) in [("--output=out/", "names a directory"), ("--output=", "the prefix is empty")] {
+        let dir = TempDir::new().unwrap();
+        write(dir.path(), "in.txt", b"a\n");
+        let run = run_example("wordcount", dir.path(), &["--input=in.txt", output, "--dump-graph=graph.json"]);
+        assert!(!run.success, "{run:?}");
+        assert!(run.stderr.starts_with("error: "), "{}", run.stderr);
+        assert!(run.stderr.contains("--output"), "{}", run.stderr);
+        assert!(run.stderr.contains(says), "{}", run.stderr);
+        assert_eq!(file_names(dir.path()), ["in.txt"], "nothing was built, dumped or run");
+    }
+}
+
+#[test]
+fn a_directory_given_as_input_is_reported_as_a_directory() {
+    let dir = TempDir::new().unwrap();
+    write(dir.path(), "data/a.txt", b"a\n");
+    let run = run_example("wordcount", dir.path(), &["--input=data", "--output=counts"]);
+    assert!(!run.success, "{run:?}");
+    assert_eq!(run.stderr.lines().count(), 1, "one line on stderr: {:?}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "the input 'data' is a directory, not a file: to read the files in it, give a glob such as 'data/*'"
+        ),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_new_run_replaces_every_shard_of_an_earlier_run_whatever_its_shard_count() {
+    let dir = TempDir::new().unwrap();
+    write(dir.path(), "first.txt", b"old old old\n");
+    write(dir.path(), "second.txt", b"new\n");
+    let run = run_example("wordcount", dir.path(), &["--input=first.txt", "--output=out/counts", "--num-shards=3"]);
+    assert!(run.success, "{run:?}");
+    let run = run_example("wordcount", dir.path(), &["--input=second.txt", "--output=out/counts", "--num-shards=2"]);
+    assert!(run.success, "{run:?}");
+    // Every file of out/ is a shard of the second run: no shard of the first, no hidden file.
+    assert_eq!(file_names(&dir.path().join("out")), ["counts-00000-of-00002", "counts-00001-of-00002"]);
+    let (_, lines) = read_shards(&dir.path().join("out"), "counts");
+    assert_eq!(lines, ["new: 1"]);
+}
+
+#[test]
+fn a_prefix_another_job_is_writing_is_refused_naming_that_job() {
+    let dir = TempDir::new().unwrap();
+    write(dir.path(), "in.txt", b"a\n");
+    let prefix = dir.path().join("out/counts");
+    let other = runnel_io::commit::PrefixLock::acquire(prefix.to_str().unwrap(), "otherjob").unwrap();
+    let run = run_example("wordcount", dir.path(), &["--input=in.txt", "--output=out/counts"]);
+    assert!(!run.success, "{run:?}");
+    assert_eq!(run.stderr.lines().count(), 1, "one line on stderr: {:?}", run.stderr);
+    let expected = format!(
+        "output prefix 'out/counts' is being written by another job, job otherjob (pid {} on host ",
+        std::process::id()
+    );
+    assert!(run.stderr.contains(&expected), "{}", run.stderr);
+    assert!(run.stderr.contains("out/.counts.runnel-lock"), "names the lock: {}", run.stderr);
+    assert_eq!(file_names(&dir.path().join("out")), [".counts.runnel-lock"], "the refused job wrote nothing");
+    other.release().unwrap();
+    let run = run_example("wordcount", dir.path(), &["--input=in.txt", "--output=out/counts"]);
+    assert!(run.success, "{run:?}");
+    assert_eq!(file_names(&dir.path().join("out")), ["counts-00000-of-00001"]);
+}
+
+#[test]
 fn an_unknown_runner_is_an_error_listing_the_valid_ones() {
     let dir = TempDir::new().unwrap();
     write(dir.path(), "in.txt", b"a\n");

@@ -187,3 +187,57 @@ pub fn partition_index_out_of_range_fails_run(options: PipelineOptions) {
     });
     assert_contains_all(&message, &["'Split'", "partition function returned 5 for 2 partitions"]);
 }
+
+/// A Flatten of no PCollections is a construction error naming the transform, not a panic.
+pub fn flatten_of_no_inputs_is_a_construction_error(options: PipelineOptions) {
+    let p = Pipeline::new(options);
+    let nothing: Vec<PCollection<i64>> = Vec::new();
+    p.apply_to("Nothing", nothing, Flatten).map("AfterIt", |x| x + 1);
+    match p.run() {
+        Ok(_) => panic!("a Flatten of nothing must not run"),
+        Err(e) => assert_contains_all(&e.to_string(), &["construction", "'Nothing'", "at least one input"]),
+    }
+}
+
+/// The error of a failed run keeps the user's error as its source, with the user's own chain, so
+/// a program can show every cause or downcast to its own error type.
+pub fn run_error_keeps_the_user_error_as_its_source(options: PipelineOptions) {
+    #[derive(Debug)]
+    struct Root;
+    impl std::fmt::Display for Root {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("the disk is full")
+        }
+    }
+    impl std::error::Error for Root {}
+    #[derive(Debug)]
+    struct Outer(Root);
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("cannot write the record")
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+    let p = Pipeline::new(options);
+    p.apply("Create", Create::of(vec![1i64])).apply(
+        "Write",
+        ParDo::from_fn(|_: i64, _: &mut DoFnContext<'_, '_, i64>| Err(Box::new(Outer(Root)) as BoxError)),
+    );
+    let error = match p.run() {
+        Ok(_) => panic!("the run must fail"),
+        Err(e) => e,
+    };
+    let mut chain: Vec<String> = Vec::new();
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    while let Some(c) = cause {
+        chain.push(c.to_string());
+        cause = c.source();
+    }
+    assert!(chain[0].contains("'Write'"), "{chain:?}");
+    assert_eq!(chain.last().map(String::as_str), Some("the disk is full"), "{chain:?}");
+    assert!(chain.iter().any(|c| c == "cannot write the record"), "{chain:?}");
+}

@@ -248,7 +248,7 @@ pub fn unbounded_source_is_cancelled_from_the_pipeline_handle(options: PipelineO
         }
     });
     windowed_sums_of(&p, read);
-    let mut handle = p.run_async().expect("the pipeline starts");
+    let mut handle = p.run_async().unwrap_or_else(|e| panic!("the pipeline failed: {e}"));
     assert!(!handle.wait_until_finish_timeout(Duration::from_millis(100)), "a never-ending source ended");
     let cancelled_at = Instant::now();
     let result = handle.cancel_and_wait().expect("a cancelled job is not a failure");
