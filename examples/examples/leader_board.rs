@@ -15,7 +15,8 @@
 //! - `@processing-time +MS`: processing time advances by MS milliseconds.
 //!
 //! At the end of the file the watermark advances to infinity; no wall-clock time is used.
-//! Unparsable lines are skipped and counted in `num_parse_errors`.
+//! Unparsable lines, blank ones included (as Beam's `ParseEventFn` counts them), are skipped and
+//! counted in `num_parse_errors`.
 //!
 //! - Team scores: fixed windows of `--team-window-duration` minutes; early firings
 //!   `--early-period` minutes of processing time after the first element of a pane, the on-time
@@ -75,7 +76,9 @@ struct Args {
 fn replay_stream(text: &str) -> TestStream<String> {
     let mut stream = TestStream::new();
     let mut watermark = Timestamp::MIN;
-    for line in text.split('\n') {
+    // Lines end at '\n' (a final one ends the last line and starts none); a blank line is a line.
+    for line in text.split_inclusive('\n') {
+        let line = line.strip_suffix('\n').unwrap_or(line);
         let line = line.strip_suffix('\r').unwrap_or(line);
         if let Some(rest) = line.strip_prefix("@watermark ") {
             if let Ok(ms) = rest.trim().parse::<i64>() {
@@ -99,8 +102,6 @@ fn replay_stream(text: &str) -> TestStream<String> {
                     continue;
                 }
             }
-        } else if line.is_empty() {
-            continue;
         }
         // An event arrives stamped with its own time; a line that does not parse keeps the
         // current watermark as its time, and is counted and dropped by the parsing step.

@@ -146,6 +146,10 @@ impl WindowFnSpec {
             WindowFnSpec::Custom { name, merging, payload } => {
                 w::Kind::Custom(w::Custom { name: name.clone(), merging: *merging, payload: json_to_bytes(payload) })
             }
+            WindowFnSpec::Consumed { cause, original } => w::Kind::Consumed(Box::new(w::Consumed {
+                cause: cause.clone(),
+                original: Some(Box::new(original.to_proto())),
+            })),
         };
         pb::WindowFnSpec { kind: Some(kind) }
     }
@@ -331,6 +335,13 @@ fn window_fn_from_proto(w: pb::WindowFnSpec, path: &str) -> Result<WindowFnSpec,
             payload: json_from_bytes(&c.payload, &format!("{path}.custom.payload"))?,
             name: c.name,
             merging: c.merging,
+        },
+        Kind::Consumed(c) => WindowFnSpec::Consumed {
+            original: Box::new(window_fn_from_proto(
+                *c.original.ok_or_else(|| err(&format!("{path}.consumed.original"), "missing"))?,
+                &format!("{path}.consumed.original"),
+            )?),
+            cause: c.cause,
         },
     })
 }

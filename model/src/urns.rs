@@ -49,3 +49,5 @@ pub const SLIDING_WINDOWS: &str = "beam:window_fn:sliding_windows:v1";
 pub const SESSION_WINDOWS: &str = "beam:window_fn:session_windows:v1";
 /// A registered user window function.
 pub const CUSTOM_WINDOWS: &str = "runnel:window_fn:custom:v1";
+/// A merging window function consumed by a grouping (Beam's `InvalidWindows`).
+pub const CONSUMED_WINDOWS: &str = "runnel:window_fn:consumed:v1";

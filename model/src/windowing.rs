@@ -47,6 +47,17 @@ pub enum WindowFnSpec {
         /// The user type's fields.
         payload: serde_json::Value,
     },
+    /// A merging window function already consumed by a grouping (Beam's `InvalidWindows`): the
+    /// grouping's output keeps the merged windows, and a later grouping is refused at
+    /// construction unless the collection is re-windowed (e.g. `WindowInto::remerge`, which
+    /// restores `original` without touching the windows).
+    #[serde(rename = "runnel:window_fn:consumed:v1")]
+    Consumed {
+        /// Why it may not be used, naming the grouping that consumed it.
+        cause: String,
+        /// The window function that was consumed.
+        original: Box<WindowFnSpec>,
+    },
 }
 
 impl WindowFnSpec {
@@ -58,10 +69,12 @@ impl WindowFnSpec {
             WindowFnSpec::Sliding { .. } => urns::SLIDING_WINDOWS,
             WindowFnSpec::Sessions { .. } => urns::SESSION_WINDOWS,
             WindowFnSpec::Custom { .. } => urns::CUSTOM_WINDOWS,
+            WindowFnSpec::Consumed { .. } => urns::CONSUMED_WINDOWS,
         }
     }
 
-    /// Whether windows assigned by this function merge (sessions, merging user functions).
+    /// Whether windows assigned by this function merge (sessions, merging user functions). A
+    /// consumed function merges no more: its windows stay as they are.
     pub fn is_merging(&self) -> bool {
         match self {
             WindowFnSpec::Sessions { .. } => true,

@@ -33,6 +33,10 @@ fn window_fn() -> impl Strategy<Value = WindowFnSpec> {
         any::<i64>().prop_map(|gap_ms| WindowFnSpec::Sessions { gap_ms }),
         (".*", any::<bool>(), json_value())
             .prop_map(|(name, merging, payload)| { WindowFnSpec::Custom { name, merging, payload } }),
+        (".*", any::<i64>()).prop_map(|(cause, gap_ms)| WindowFnSpec::Consumed {
+            cause,
+            original: Box::new(WindowFnSpec::Sessions { gap_ms })
+        }),
     ]
 }
 

@@ -137,13 +137,9 @@ impl<K: Key, F: CombineFn> PTransform<PCollection<(K, F::In)>> for CombinePerKey
         let pipeline = input.pipeline().clone();
         let mut b = pipeline.lock();
         b.make_keyed::<K, F::In>(input.id());
-        // The output carries the continuation of the trigger, as in Beam, so a grouping downstream
-        // fires as this one's panes arrive.
-        let strategy = {
-            let mut s = b.strategy_of(input.id());
-            s.trigger = runnel_runner_core::trigger::continuation(&s.trigger);
-            s
-        };
+        // The output carries the continuation of the trigger and a consumed merging window
+        // function, as in Beam (see `grouping_output_strategy`).
+        let strategy = crate::window::grouping_output_strategy(&mut b, input.id());
         let bounded = b.pcollection(input.id()).is_bounded;
         let out_coder = b.kv_coder::<K, F::Out>();
         let accumulator_coder = b.serde_coder::<F::Acc>();

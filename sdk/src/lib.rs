@@ -58,8 +58,8 @@ pub mod prelude {
     pub use crate::transforms::*;
     pub use crate::unbounded::{ReadPoll, ReadUnbounded, UnboundedReader};
     pub use crate::window::{
-        AfterCount, AfterProcessingTime, AfterWatermark, FixedWindows, GlobalWindows, Sessions, SlidingWindows,
-        TriggerExt, Triggers, WindowFn, WindowInto,
+        AfterCount, AfterProcessingTime, AfterWatermark, FixedWindows, GlobalWindows, Remerge, Sessions,
+        SlidingWindows, TriggerExt, Triggers, WindowFn, WindowInto,
     };
     pub use crate::{BoxError, Element, Key, PCollection, PTransform, Pipeline, PipelineOptions, RunnerKind};
     pub use crate::{PaneInfo, PaneTiming, Timestamp, Window};

@@ -132,13 +132,9 @@ impl<K: Key, V: Data> PTransform<PCollection<(K, V)>> for GroupByKey<K, V> {
         let pipeline = input.pipeline().clone();
         let mut b = pipeline.lock();
         b.make_keyed::<K, V>(input.id());
-        // The output carries the continuation of the trigger, as in Beam, so a grouping downstream
-        // fires as this one's panes arrive.
-        let strategy = {
-            let mut s = b.strategy_of(input.id());
-            s.trigger = runnel_runner_core::trigger::continuation(&s.trigger);
-            s
-        };
+        // The output carries the continuation of the trigger and a consumed merging window
+        // function, as in Beam (see `grouping_output_strategy`).
+        let strategy = crate::window::grouping_output_strategy(&mut b, input.id());
         let bounded = b.pcollection(input.id()).is_bounded;
         let coder = b.kv_iterable_coder::<K, V>();
         let window_fn = b.window_fn_of(input.id());

@@ -1,7 +1,7 @@
 //! Windowing: `WindowInto` with window functions (built-in or user), triggers, accumulation,
 //! allowed lateness, timestamp combiners, closing and on-time behaviour.
 
-use crate::pipeline::{single_output, PCollection, PTransform, PrimitiveSpec};
+use crate::pipeline::{single_output, Builder, PCollection, PTransform, PrimitiveSpec};
 use runnel_model::exec::{Executable, WindowAssigner};
 use runnel_model::{
     urns, AccumulationMode, ClosingBehavior, OnTimeBehavior, TimeTransform, Timestamp, TimestampCombiner, Trigger,
@@ -207,32 +207,56 @@ impl SlidingWindows {
 }
 
 /// Assigns windows and sets the windowing strategy of the output.
+///
+/// A trigger set with [`WindowInto::triggering`] must be well formed as Beam Java requires: the
+/// sub-triggers of AfterAny and AfterAll, the early and late firings of AfterWatermark and the
+/// `finally` of OrFinally must be one-shot triggers (Beam's `OnceTrigger`; see
+/// [`runnel_runner_core::trigger::check_one_shot`]). Otherwise construction fails naming the
+/// transform and the sub-trigger: wrap the whole trigger in [`Triggers::repeatedly`] instead.
 pub struct WindowInto {
     strategy: WindowingStrategy,
     custom: Option<Arc<dyn WindowAssigner>>,
+    /// Whether the trigger came from the user (checked) or from another PCollection's strategy.
+    check_trigger: bool,
 }
 
 impl WindowInto {
     /// Windows by `window_fn` with Beam's defaults (default trigger, discarding, no lateness).
     pub fn new(window_fn: WindowFnSpec) -> Self {
-        WindowInto { strategy: WindowingStrategy::with_window_fn(window_fn), custom: None }
+        WindowInto { strategy: WindowingStrategy::with_window_fn(window_fn), custom: None, check_trigger: false }
     }
 
     /// Windows by a user [`WindowFn`] registered under a stable `name`.
     pub fn custom<F: WindowFn>(name: &str, f: F) -> Self {
         let payload = serde_json::to_value(&f).unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }));
         let spec = WindowFnSpec::Custom { name: name.to_string(), merging: f.is_merging(), payload };
-        WindowInto { strategy: WindowingStrategy::with_window_fn(spec), custom: Some(Arc::new(WindowFnAssigner(f))) }
+        WindowInto {
+            strategy: WindowingStrategy::with_window_fn(spec),
+            custom: Some(Arc::new(WindowFnAssigner(f))),
+            check_trigger: false,
+        }
     }
 
-    /// Sets a whole windowing strategy at once.
+    /// Sets a whole windowing strategy at once, typically one taken from another PCollection.
+    /// Its trigger is taken as it is (a grouping's continuation trigger may hold sub-triggers that
+    /// [`WindowInto::triggering`] would refuse, as Beam's continuations do).
     pub fn from_strategy(strategy: WindowingStrategy) -> Self {
-        WindowInto { strategy, custom: None }
+        WindowInto { strategy, custom: None, check_trigger: false }
     }
 
-    /// Sets the trigger.
+    /// Beam's `Window.remerge()`: keeps every element's window and the windowing strategy, but
+    /// makes a merging window function that a grouping consumed (sessions, say) merge again at
+    /// the next grouping. Without it (or another `WindowInto`), grouping the output of a grouping
+    /// over merging windows is refused, as in Beam.
+    pub fn remerge() -> Remerge {
+        Remerge
+    }
+
+    /// Sets the trigger. Where Beam requires a one-shot trigger (see [`WindowInto`]) it must be
+    /// one, or construction fails.
     pub fn triggering(mut self, trigger: Trigger) -> Self {
         self.strategy.trigger = trigger;
+        self.check_trigger = true;
         self
     }
 
@@ -284,6 +308,12 @@ impl<T: Data> PTransform<PCollection<T>> for WindowInto {
     fn expand(self, input: PCollection<T>) -> PCollection<T> {
         let pipeline = input.pipeline().clone();
         let mut b = pipeline.lock();
+        if self.check_trigger {
+            if let Err(e) = runnel_runner_core::trigger::check_one_shot(&self.strategy.trigger) {
+                let name = b.current_name();
+                b.error(format!("transform '{name}': {e}"));
+            }
+        }
         if runnel_runner_core::trigger::may_finish(&self.strategy.trigger) {
             let name = b.current_name();
             b.trigger_may_finish(&name, &self.strategy.trigger);
@@ -303,4 +333,70 @@ impl<T: Data> PTransform<PCollection<T>> for WindowInto {
         };
         single_output(&pipeline, spec, self.strategy, node.is_bounded, Some(node.coder_id))
     }
+}
+
+/// See [`WindowInto::remerge`]: a pass-through (a Flatten of one input, so no window is
+/// reassigned) whose output has the input's windowing strategy with a consumed window function
+/// restored; on any other input it changes nothing.
+pub struct Remerge;
+
+impl<T: Data> PTransform<PCollection<T>> for Remerge {
+    type Output = PCollection<T>;
+    fn expand(self, input: PCollection<T>) -> PCollection<T> {
+        remerge(input)
+    }
+}
+
+fn remerge<T: Data>(input: PCollection<T>) -> PCollection<T> {
+    let pipeline = input.pipeline().clone();
+    let mut b = pipeline.lock();
+    let mut strategy = b.strategy_of(input.id());
+    if let WindowFnSpec::Consumed { original, .. } = strategy.window_fn {
+        strategy.window_fn = *original;
+    }
+    if let Some(code) = b.window_fn_of(input.id()) {
+        let id = b.intern_strategy(strategy.clone());
+        b.bind_window_fn(&id, code);
+    }
+    let node = b.pcollection(input.id()).clone();
+    drop(b);
+    let spec = PrimitiveSpec {
+        urn: urns::FLATTEN,
+        inputs: vec![("0".into(), input.id().to_string())],
+        payload: serde_json::Value::Null,
+        executable: None,
+    };
+    single_output(&pipeline, spec, strategy, node.is_bounded, Some(node.coder_id))
+}
+
+/// The windowing strategy of a grouping's output (GroupByKey, Combine per key), as Beam's
+/// GroupByKey gives it: the continuation of the trigger, so that a grouping downstream fires as
+/// this one's panes arrive; and a merging window function marked consumed
+/// ([`WindowFnSpec::Consumed`], Beam's `InvalidWindows`), since the output's windows are final.
+/// Records a construction error, naming this grouping and the one that consumed it, when the
+/// input's window function was already consumed.
+pub(crate) fn grouping_output_strategy(b: &mut Builder, input: &str) -> WindowingStrategy {
+    let name = b.current_name();
+    let mut strategy = b.strategy_of(input);
+    if let WindowFnSpec::Consumed { cause, .. } = &strategy.window_fn {
+        b.error(format!(
+            "transform '{name}': a grouping needs a valid window function, but {cause}; re-window the \
+             input first: WindowInto::remerge() to merge its windows again at this grouping, or a new \
+             WindowInto"
+        ));
+    }
+    strategy.trigger = runnel_runner_core::trigger::continuation(&strategy.trigger);
+    if strategy.window_fn.is_merging() {
+        let cause = format!(
+            "the merging window function {} has already been consumed by the previous grouping '{name}'",
+            strategy.window_fn.urn()
+        );
+        strategy.window_fn = WindowFnSpec::Consumed { cause, original: Box::new(strategy.window_fn) };
+        // Keep the user function's code reachable, for a later remerge.
+        if let Some(code) = b.window_fn_of(input) {
+            let id = b.intern_strategy(strategy.clone());
+            b.bind_window_fn(&id, code);
+        }
+    }
+    strategy
 }

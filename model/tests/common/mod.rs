@@ -297,6 +297,10 @@ pub fn all_window_fns() -> Vec<WindowFnSpec> {
         WindowFnSpec::Custom { name: String::new(), merging: true, payload: json!("") },
         WindowFnSpec::Custom { name: "x".to_string(), merging: true, payload: json!({"b": [1, -2, 3.5], "a": {}}) },
         custom_windowing().window_fn,
+        WindowFnSpec::Consumed {
+            cause: "consumed by 'G'".to_string(),
+            original: Box::new(WindowFnSpec::Sessions { gap_ms: 30_000 }),
+        },
     ]
 }
 

@@ -15,6 +15,7 @@ use runnel_model::{
     AccumulationMode, ClosingBehavior, OnTimeBehavior, PaneInfo, PaneTiming, Timestamp, TimestampCombiner, Window,
     WindowFnSpec, WindowedValue, WindowingStrategy,
 };
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// What a pane of one key and window holds, and how it becomes output.
@@ -70,23 +71,24 @@ struct PaneHistory<O> {
     last_output: Option<O>,
 }
 
-/// One key in one window: reducer state, trigger state and pane bookkeeping.
+/// One key in one window: reducer state, trigger state, watermark holds and pane bookkeeping.
 struct KeyWindow<S, O> {
     window: Window,
     /// Reducer state; `None` after a discarding firing until new data arrives.
     state: Option<S>,
-    /// Earliest and latest input timestamps since the last firing (for the timestamp combiner).
-    min_ts: Timestamp,
-    max_ts: Timestamp,
+    /// The output-time hold of the pane's elements that were on time when they arrived (as Beam's
+    /// element hold): their timestamps (or the window's end) combined by the timestamp combiner.
+    element_hold: Option<Timestamp>,
+    /// The garbage-collection hold (end of window plus allowed lateness), placed for data too late
+    /// to hold the output at its own time, after merging, and after a firing with `FIRE_ALWAYS`
+    /// closing behaviour (as Beam's extra hold).
+    extra_hold: Option<Timestamp>,
     /// Whether data arrived since the last firing.
     has_new: bool,
-    /// The window already held data when the watermark passed its end (its first non-early pane
-    /// is then ON_TIME; data arriving after that is late).
-    at_end_of_window: bool,
     /// Marked for a trigger evaluation at the end of the current bundle.
     to_evaluate: bool,
     trigger: TriggerState,
-    /// `None` until the first firing.
+    /// `None` until the first pane is emitted (and again after the window is merged into a new one).
     history: Option<PaneHistory<O>>,
 }
 
@@ -95,15 +97,58 @@ impl<S, O> KeyWindow<S, O> {
         KeyWindow {
             window,
             state: None,
-            min_ts: Timestamp::MAX,
-            max_ts: Timestamp::MIN,
+            element_hold: None,
+            extra_hold: None,
             has_new: false,
-            at_end_of_window: false,
             to_evaluate: false,
             trigger,
             history: None,
         }
     }
+
+    /// The earliest of the key-window's holds: where it holds the output watermark.
+    fn hold(&self) -> Option<Timestamp> {
+        match (self.element_hold, self.extra_hold) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// Every key-window's hold, counted by timestamp, so the earliest is found without a scan.
+#[derive(Default)]
+struct Holds(BTreeMap<Timestamp, usize>);
+
+impl Holds {
+    /// A key-window's hold changed from `before` to `after`.
+    fn replace(&mut self, before: Option<Timestamp>, after: Option<Timestamp>) {
+        if before == after {
+            return;
+        }
+        if let Some(b) = before {
+            if let Some(n) = self.0.get_mut(&b) {
+                *n -= 1;
+                if *n == 0 {
+                    self.0.remove(&b);
+                }
+            }
+        }
+        if let Some(a) = after {
+            *self.0.entry(a).or_insert(0) += 1;
+        }
+    }
+
+    fn earliest(&self) -> Timestamp {
+        self.0.keys().next().copied().unwrap_or(Timestamp::MAX)
+    }
+}
+
+/// The watermarks a firing looks at: the grouping's input watermark, and the output watermark it
+/// had reported when the current call began (Beam's `currentOutputWatermarkTime`).
+#[derive(Clone, Copy)]
+struct Marks {
+    input: Timestamp,
+    output: Timestamp,
 }
 
 /// A key, with its window when the map holds one entry per key and window.
@@ -138,18 +183,35 @@ const OUTPUT_BATCH: usize = 1024;
 
 /// Groups `(K, V)` per key and window and fires panes as the windowing strategy says: every
 /// trigger, accumulation mode, timestamp combiner, allowed lateness, closing and on-time
-/// behaviour, and merging (session) windows.
+/// behaviour, and merging (session) windows. The rules are Beam Java's (`ReduceFnRunner`,
+/// `WatermarkHold`, `PaneInfoTracker`, `MergingActiveWindowSet`):
 ///
-/// A pane's timing is EARLY while the watermark has not passed the end of the window, ON_TIME
-/// for the first non-early pane of a key-window that held data when the watermark passed the end,
-/// and LATE otherwise. When a window expires (watermark past its end plus the allowed lateness),
-/// a final pane carries what is left (always, with `FIRE_ALWAYS` closing behaviour), and the
-/// state is dropped; later data for it is dropped and counted in `dropped_due_to_lateness`.
-/// Data for a window whose trigger finished is dropped and counted in
-/// `dropped_due_to_closed_window`.
+/// - **Holds and output timestamps.** An element holds the output watermark at its output time
+///   (its timestamp under EARLIEST / LATEST, the window's end under END_OF_WINDOW, combined per
+///   pane by the combiner) only when that time is not behind the output watermark the grouping
+///   has reported and the input watermark has not passed the end of its window. Otherwise it holds
+///   at the window's garbage-collection time (end plus allowed lateness) instead. A pane is
+///   stamped with the earliest hold it releases, or the end of the window when that is none or
+///   the garbage-collection hold.
+/// - **Timing.** A pane is LATE once the output watermark has passed the end of the window or an
+///   ON_TIME or LATE pane was emitted before; otherwise EARLY while the input watermark has not
+///   passed the end of the window; otherwise ON_TIME. An ON_TIME pane is emitted even when empty
+///   with `FIRE_ALWAYS` on-time behaviour, which is thus only while it is not late for the output.
+/// - **Expiry.** When the input watermark passes the end of a window plus the allowed lateness, a
+///   final pane carries what is left (always, with `FIRE_ALWAYS` closing behaviour) and the state
+///   is dropped; later data for it is dropped and counted in `dropped_due_to_lateness`.
+/// - **Closed windows.** Data for a window whose trigger finished is dropped and counted in
+///   `dropped_due_to_closed_window`, merging or not. A closed window takes no part in merging; a
+///   new window equal to it is closed too.
+/// - **Merging.** Windows that merge combine their reducer, trigger state and element holds; the
+///   result gets a garbage-collection hold. A result that equals one of the merged windows keeps
+///   that window's pane history; a new one starts fresh (its next pane is the first, index 0).
 pub struct GroupAlsoByWindow<K, V, R: Reducer<K, V>> {
     config: Config<R>,
     input_watermark: Timestamp,
+    /// The output watermark this grouping has reported: its input watermark held back by its
+    /// holds, as of the end of the last call. Monotonic.
+    output_watermark: Timestamp,
     processing_time: Timestamp,
     /// Live key-windows. With a non-merging window function the map key is `(key, Some(window))`
     /// and the list holds that one key-window, so finding it is one hash lookup however many
@@ -157,6 +219,8 @@ pub struct GroupAlsoByWindow<K, V, R: Reducer<K, V>> {
     /// key's sessions, which merge with each other; in the global window it is `(key, None)`
     /// with the one global key-window.
     keys: AHashMap<MapKey<K>, KeyWindows<R::State, R::Output>>,
+    /// The holds of every key-window in `keys`.
+    holds: Holds,
     /// Map keys with a key-window marked for evaluation in this bundle.
     touched: Vec<MapKey<K>>,
     out: Vec<WindowedValue<(K, R::Output)>>,
@@ -170,6 +234,14 @@ enum Occasion {
     Trigger,
     /// The window expires: fire what is left, then drop it.
     Expiry,
+}
+
+/// Where a new element's window went among a key's merging windows.
+enum Merged {
+    /// Into the key-window at this index.
+    At(usize),
+    /// Into a window whose trigger has finished: the element is dropped.
+    Closed,
 }
 
 impl<K: Key, V: Data, R: Reducer<K, V>> GroupAlsoByWindow<K, V, R> {
@@ -195,16 +267,50 @@ impl<K: Key, V: Data, R: Reducer<K, V>> GroupAlsoByWindow<K, V, R> {
         Ok(GroupAlsoByWindow {
             config: Config { reducer, strategy: strategy.clone(), window_fn },
             input_watermark: Timestamp::MIN,
+            output_watermark: Timestamp::MIN,
             processing_time: Timestamp::MIN,
             keys: AHashMap::new(),
+            holds: Holds::default(),
             touched: Vec::new(),
             out: Vec::new(),
             _v: std::marker::PhantomData,
         })
     }
 
+    /// When the window expires: the end of the window plus the allowed lateness (Beam's
+    /// garbage-collection time).
     fn expiry(strategy: &WindowingStrategy, w: &Window) -> Timestamp {
         w.max_timestamp().plus(strategy.allowed_lateness_ms)
+    }
+
+    /// The garbage-collection hold of `window`, unless the input watermark is already past it.
+    fn gc_hold(strategy: &WindowingStrategy, window: &Window, input: Timestamp) -> Option<Timestamp> {
+        let gc = Self::expiry(strategy, window).min(Timestamp::MAX.minus(1));
+        (gc >= input).then_some(gc)
+    }
+
+    /// An element at `timestamp` joined `kw`: hold the output watermark for it (Beam's
+    /// `WatermarkHold.addHolds`).
+    fn add_holds(
+        strategy: &WindowingStrategy,
+        kw: &mut KeyWindow<R::State, R::Output>,
+        timestamp: Timestamp,
+        marks: Marks,
+    ) {
+        let end = kw.window.max_timestamp();
+        let output_time = match strategy.timestamp_combiner {
+            TimestampCombiner::EndOfWindow => end,
+            TimestampCombiner::Earliest | TimestampCombiner::Latest => timestamp,
+        };
+        if output_time >= marks.output && end >= marks.input {
+            kw.element_hold = Some(match (kw.element_hold, strategy.timestamp_combiner) {
+                (None, _) => output_time,
+                (Some(h), TimestampCombiner::Latest) => h.max(output_time),
+                (Some(h), _) => h.min(output_time),
+            });
+        } else if let Some(gc) = Self::gc_hold(strategy, &kw.window, marks.input) {
+            kw.extra_hold = Some(kw.extra_hold.map_or(gc, |h| h.min(gc)));
+        }
     }
 
     fn time(&self, window: &Window) -> TriggerTime {
@@ -215,32 +321,46 @@ impl<K: Key, V: Data, R: Reducer<K, V>> GroupAlsoByWindow<K, V, R> {
         }
     }
 
+    fn marks(&self) -> Marks {
+        Marks { input: self.input_watermark, output: self.output_watermark }
+    }
+
+    /// Ends a call: hands out the panes and moves the output watermark as the runner will see it.
+    fn finish_call(&mut self, ctx: &mut KeyedContext<'_>) {
+        if !self.out.is_empty() {
+            (ctx.output)(Box::new(std::mem::take(&mut self.out)));
+        }
+        self.output_watermark = self.output_watermark.max(self.input_watermark.min(self.holds.earliest()));
+    }
+
     fn flush(&mut self, ctx: &mut KeyedContext<'_>) {
         if !self.out.is_empty() {
             (ctx.output)(Box::new(std::mem::take(&mut self.out)));
         }
     }
 
-    /// The windows of the key that merge with the new `window`, and the window they become:
-    /// overlapping intervals for sessions, the user function's choice otherwise.
+    /// The live windows of the key that merge with the new `window`, and the window they become:
+    /// overlapping intervals for sessions, the user function's choice otherwise. Windows whose
+    /// trigger finished take no part (Beam removes them from the active window set).
     fn merge_plan(
         config: &Config<R>,
         windows: &KeyWindows<R::State, R::Output>,
         window: Window,
     ) -> (Vec<Window>, Window) {
-        let active = windows.iter().filter(|kw| !kw.trigger.finished).map(|kw| kw.window);
+        let active: Vec<Window> = windows.iter().filter(|kw| !kw.trigger.finished).map(|kw| kw.window).collect();
         if let Some(f) = &config.window_fn {
-            let mut all: Vec<Window> = active.collect();
+            let mut all = active.clone();
             if !all.contains(&window) {
                 all.push(window);
             }
-            return f
+            // The group's live windows (the new window has no state unless it is one of them).
+            let (group, result) = f
                 .merge(&all)
                 .into_iter()
                 .find(|(group, _)| group.contains(&window))
                 .unwrap_or_else(|| (vec![window], window));
+            return (group.into_iter().filter(|w| active.contains(w)).collect(), result);
         }
-        let active: Vec<Window> = active.collect();
         let mut span = window;
         loop {
             let grown = active.iter().fold(span, |acc, w| match (acc.as_interval(), w.as_interval()) {
@@ -259,59 +379,89 @@ impl<K: Key, V: Data, R: Reducer<K, V>> GroupAlsoByWindow<K, V, R> {
         (group, span)
     }
 
-    /// Merges the key's windows that merge with `window` into one; returns its index.
+    /// Merges the key's live windows that merge with `window` into one, as Beam's
+    /// `ReduceFnRunner` with `MergingActiveWindowSet` does.
     fn merge_into(
         config: &Config<R>,
         key: &K,
         windows: &mut KeyWindows<R::State, R::Output>,
+        holds: &mut Holds,
         window: Window,
-    ) -> Result<usize, UserError> {
-        let (group, span) = Self::merge_plan(config, windows, window);
+        marks: Marks,
+    ) -> Result<Merged, UserError> {
+        let (group, result) = Self::merge_plan(config, windows, window);
+        // A window whose trigger finished stays closed: a result with its bounds is that window.
+        if windows.iter().any(|kw| kw.trigger.finished && kw.window == result) {
+            return Ok(Merged::Closed);
+        }
+        if group.is_empty() {
+            windows.push(KeyWindow::new(result, trigger::new_state(&config.strategy.trigger)));
+            return Ok(Merged::At(windows.len() - 1));
+        }
+        if group == [result] {
+            // The new window falls into one live window as it is: that window keeps its state,
+            // holds and panes (merging a new window into it only renews its garbage-collection
+            // hold, as in Beam).
+            let i = windows.iter().position(|kw| !kw.trigger.finished && kw.window == result);
+            let i = i.expect("the group's window is live");
+            if window != result {
+                let kw = &mut windows[i];
+                let before = kw.hold();
+                kw.extra_hold = Self::gc_hold(&config.strategy, &result, marks.input);
+                holds.replace(before, kw.hold());
+            }
+            return Ok(Merged::At(i));
+        }
         let (merged, kept): (Vec<_>, Vec<_>) =
             std::mem::take(windows).into_iter().partition(|kw| !kw.trigger.finished && group.contains(&kw.window));
         *windows = kept.into_iter().collect();
-        let trigger = &config.strategy.trigger;
+        let strategy = &config.strategy;
         let states: Vec<&TriggerState> = merged.iter().map(|kw| &kw.trigger).collect();
-        let mut target = KeyWindow::new(
-            span,
-            if states.is_empty() { trigger::new_state(trigger) } else { trigger::merge(trigger, &states) },
-        );
+        let mut target = KeyWindow::new(result, trigger::merge(&strategy.trigger, &states));
         for kw in merged {
-            target.min_ts = target.min_ts.min(kw.min_ts);
-            target.max_ts = target.max_ts.max(kw.max_ts);
+            holds.replace(kw.hold(), None);
             target.has_new |= kw.has_new;
-            target.at_end_of_window |= kw.at_end_of_window;
             if let Some(s) = kw.state {
                 match &mut target.state {
                     Some(t) => config.reducer.merge(key, t, s)?,
                     None => target.state = Some(s),
                 }
             }
-            if let Some(h) = kw.history {
-                let t = target.history.get_or_insert_with(|| PaneHistory {
-                    fired: 0,
-                    nonspeculative: 0,
-                    last_output: None,
+            // Element holds merge by the timestamp combiner (END_OF_WINDOW: placed afresh below).
+            if let Some(h) = kw.element_hold {
+                target.element_hold = Some(match (target.element_hold, strategy.timestamp_combiner) {
+                    (None, _) => h,
+                    (Some(t), TimestampCombiner::Latest) => t.max(h),
+                    (Some(t), _) => t.min(h),
                 });
-                t.fired = t.fired.max(h.fired);
-                t.nonspeculative = t.nonspeculative.max(h.nonspeculative);
-                if t.last_output.is_none() {
-                    t.last_output = h.last_output;
-                }
+            }
+            // Only a result equal to a merged window keeps that window's panes; a new window's
+            // first pane is index 0 again.
+            if kw.window == result {
+                target.history = kw.history;
             }
         }
+        if strategy.timestamp_combiner == TimestampCombiner::EndOfWindow {
+            let end = result.max_timestamp();
+            target.element_hold = (end >= marks.output && end >= marks.input).then_some(end);
+        }
+        target.extra_hold = Self::gc_hold(strategy, &result, marks.input);
+        holds.replace(None, target.hold());
         windows.push(target);
-        Ok(windows.len() - 1)
+        Ok(Merged::At(windows.len() - 1))
     }
 
     /// Emits the pane of `key` in `kw` if the behaviours say it should be emitted, and advances
     /// its trigger. Returns whether the key-window is done for good.
+    #[allow(clippy::too_many_arguments)]
     fn fire(
         config: &Config<R>,
         key: &K,
         kw: &mut KeyWindow<R::State, R::Output>,
         time: &TriggerTime,
+        marks: Marks,
         occasion: Occasion,
+        holds: &mut Holds,
         out: &mut Vec<WindowedValue<(K, R::Output)>>,
     ) -> Result<bool, UserError> {
         let (reducer, strategy) = (&config.reducer, &config.strategy);
@@ -320,13 +470,25 @@ impl<K: Key, V: Data, R: Reducer<K, V>> GroupAlsoByWindow<K, V, R> {
         }
         let is_last = occasion == Occasion::Expiry || kw.trigger.finished;
         let window = kw.window;
+        let end = window.max_timestamp();
+        // The pane's timestamp is the earliest hold it releases, or the end of the window when
+        // there is none or only the garbage-collection hold.
+        let before = kw.hold();
+        let timestamp = before.filter(|t| *t <= end).unwrap_or(end);
+        kw.element_hold = None;
+        kw.extra_hold = None;
+        if !is_last && strategy.closing_behavior == ClosingBehavior::FireAlways {
+            // An empty final pane will follow: hold the output for it.
+            kw.extra_hold = Self::gc_hold(strategy, &window, marks.input);
+        }
+        holds.replace(before, kw.hold());
         let history = kw.history.get_or_insert_with(|| PaneHistory { fired: 0, nonspeculative: 0, last_output: None });
-        let timing = if !time.past_end_of_window_for(&window) {
-            PaneTiming::Early
-        } else if history.nonspeculative == 0 && kw.at_end_of_window {
-            PaneTiming::OnTime
-        } else {
+        let timing = if end < marks.output || history.nonspeculative > 0 {
             PaneTiming::Late
+        } else if marks.input <= end {
+            PaneTiming::Early
+        } else {
+            PaneTiming::OnTime
         };
         let emit = kw.has_new
             || (timing == PaneTiming::OnTime && strategy.on_time_behavior == OnTimeBehavior::FireAlways)
@@ -342,12 +504,6 @@ impl<K: Key, V: Data, R: Reducer<K, V>> GroupAlsoByWindow<K, V, R> {
                 let o = reducer.extract(key, &state)?;
                 kw.state = Some(state);
                 o
-            };
-            let timestamp = match strategy.timestamp_combiner {
-                _ if !kw.has_new => window.max_timestamp(),
-                TimestampCombiner::EndOfWindow => window.max_timestamp(),
-                TimestampCombiner::Earliest => kw.min_ts,
-                TimestampCombiner::Latest => kw.max_ts,
             };
             let pane = PaneInfo {
                 is_first: history.fired == 0,
@@ -376,8 +532,6 @@ impl<K: Key, V: Data, R: Reducer<K, V>> GroupAlsoByWindow<K, V, R> {
                 history.nonspeculative += 1;
             }
             kw.has_new = false;
-            kw.min_ts = Timestamp::MAX;
-            kw.max_ts = Timestamp::MIN;
         }
         if is_last {
             // A finished trigger closes the window: keep only the marker until expiry.
@@ -387,11 +541,11 @@ impl<K: Key, V: Data, R: Reducer<K, V>> GroupAlsoByWindow<K, V, R> {
         Ok(occasion == Occasion::Expiry)
     }
 
-    /// Visits every key-window: marks end-of-window crossings, fires triggers that are due and
-    /// expires windows. Used when the watermark or processing time advanced.
-    fn sweep(&mut self, previous_watermark: Timestamp) -> Result<(), UserError> {
+    /// Visits every key-window: fires triggers that are due and expires windows. Used when the
+    /// watermark or processing time advanced.
+    fn sweep(&mut self) -> Result<(), UserError> {
         let strategy = &self.config.strategy;
-        let watermark = self.input_watermark;
+        let marks = self.marks();
         let processing_time = self.processing_time;
         let mut empty_keys = Vec::new();
         for (map_key, windows) in self.keys.iter_mut() {
@@ -399,28 +553,32 @@ impl<K: Key, V: Data, R: Reducer<K, V>> GroupAlsoByWindow<K, V, R> {
             let mut i = 0;
             while i < windows.len() {
                 let kw = &mut windows[i];
-                let time = TriggerTime { watermark, processing_time, window_max: kw.window.max_timestamp() };
-                let max = kw.window.max_timestamp();
-                if max < watermark && max >= previous_watermark && (kw.state.is_some() || kw.history.is_some()) {
-                    kw.at_end_of_window = true;
-                }
-                let expired = Self::expiry(strategy, &kw.window) < watermark;
+                let time =
+                    TriggerTime { watermark: marks.input, processing_time, window_max: kw.window.max_timestamp() };
+                let expired = Self::expiry(strategy, &kw.window) < marks.input;
                 let mut done = false;
                 if !kw.trigger.finished && trigger::should_fire(&strategy.trigger, &kw.trigger, &time) {
-                    if expired {
-                        // The trigger's firing and the final pane are one pane.
-                        done = Self::fire(&self.config, key, kw, &time, Occasion::Expiry, &mut self.out)?;
-                    } else {
-                        Self::fire(&self.config, key, kw, &time, Occasion::Trigger, &mut self.out)?;
-                    }
+                    // When the window also expires, the trigger's firing and the final pane are one.
+                    let occasion = if expired { Occasion::Expiry } else { Occasion::Trigger };
+                    done = Self::fire(&self.config, key, kw, &time, marks, occasion, &mut self.holds, &mut self.out)?;
                 }
                 if expired && !done {
                     if !kw.trigger.finished {
-                        Self::fire(&self.config, key, kw, &time, Occasion::Expiry, &mut self.out)?;
+                        Self::fire(
+                            &self.config,
+                            key,
+                            kw,
+                            &time,
+                            marks,
+                            Occasion::Expiry,
+                            &mut self.holds,
+                            &mut self.out,
+                        )?;
                     }
                     done = true;
                 }
                 if done {
+                    self.holds.replace(windows[i].hold(), None);
                     windows.swap_remove(i);
                 } else {
                     i += 1;
@@ -437,12 +595,6 @@ impl<K: Key, V: Data, R: Reducer<K, V>> GroupAlsoByWindow<K, V, R> {
     }
 }
 
-impl TriggerTime {
-    fn past_end_of_window_for(&self, window: &Window) -> bool {
-        self.watermark > window.max_timestamp()
-    }
-}
-
 impl<K: Key, V: Data, R: Reducer<K, V>> KeyedOperator for GroupAlsoByWindow<K, V, R> {
     fn process(&mut self, input: Batch, ctx: &mut KeyedContext<'_>) -> Result<(), UserError> {
         self.processing_time = self.processing_time.max(ctx.processing_time);
@@ -450,6 +602,7 @@ impl<K: Key, V: Data, R: Reducer<K, V>> KeyedOperator for GroupAlsoByWindow<K, V
         let merging = self.config.strategy.window_fn.is_merging();
         // In the global window every element of a key shares one window: key by key alone.
         let one_window_per_entry = !merging && self.config.strategy.window_fn != WindowFnSpec::Global;
+        let marks = self.marks();
         let (mut late, mut closed) = (0i64, 0i64);
         for wv in input {
             if Self::expiry(&self.config.strategy, &wv.window) < self.input_watermark {
@@ -465,7 +618,13 @@ impl<K: Key, V: Data, R: Reducer<K, V>> KeyedOperator for GroupAlsoByWindow<K, V
             };
             let key = &map_key.0;
             let index = if merging {
-                Self::merge_into(&self.config, key, windows, wv.window)?
+                match Self::merge_into(&self.config, key, windows, &mut self.holds, wv.window, marks)? {
+                    Merged::At(i) => i,
+                    Merged::Closed => {
+                        closed += 1;
+                        continue;
+                    }
+                }
             } else {
                 match windows.iter().position(|kw| kw.window == wv.window) {
                     Some(i) => i,
@@ -486,8 +645,9 @@ impl<K: Key, V: Data, R: Reducer<K, V>> KeyedOperator for GroupAlsoByWindow<K, V
             };
             self.config.reducer.add(key, state, value)?;
             kw.has_new = true;
-            kw.min_ts = kw.min_ts.min(wv.timestamp);
-            kw.max_ts = kw.max_ts.max(wv.timestamp);
+            let before = kw.hold();
+            Self::add_holds(&self.config.strategy, kw, wv.timestamp, marks);
+            self.holds.replace(before, kw.hold());
             let time = TriggerTime { window_max: kw.window.max_timestamp(), ..time };
             trigger::on_element(&self.config.strategy.trigger, &mut kw.trigger, &time);
             if !kw.to_evaluate && trigger::should_fire(&self.config.strategy.trigger, &kw.trigger, &time) {
@@ -513,14 +673,14 @@ impl<K: Key, V: Data, R: Reducer<K, V>> KeyedOperator for GroupAlsoByWindow<K, V
                     window_max: kw.window.max_timestamp(),
                 };
                 if trigger::should_fire(&self.config.strategy.trigger, &kw.trigger, &time) {
-                    Self::fire(&self.config, key, kw, &time, Occasion::Trigger, &mut self.out)?;
+                    Self::fire(&self.config, key, kw, &time, marks, Occasion::Trigger, &mut self.holds, &mut self.out)?;
                 }
             }
             if self.out.len() >= OUTPUT_BATCH {
                 self.flush(ctx);
             }
         }
-        self.flush(ctx);
+        self.finish_call(ctx);
         Ok(())
     }
 
@@ -529,9 +689,9 @@ impl<K: Key, V: Data, R: Reducer<K, V>> KeyedOperator for GroupAlsoByWindow<K, V
             return Ok(());
         }
         self.processing_time = self.processing_time.max(ctx.processing_time);
-        let previous = std::mem::replace(&mut self.input_watermark, watermark);
-        self.sweep(previous)?;
-        self.flush(ctx);
+        self.input_watermark = watermark;
+        self.sweep()?;
+        self.finish_call(ctx);
         Ok(())
     }
 
@@ -540,25 +700,13 @@ impl<K: Key, V: Data, R: Reducer<K, V>> KeyedOperator for GroupAlsoByWindow<K, V
             return Ok(());
         }
         self.processing_time = now;
-        let watermark = self.input_watermark;
-        // Nothing crosses the end of a window here: pass the current watermark as the previous one.
-        self.sweep(watermark)?;
-        self.flush(ctx);
+        self.sweep()?;
+        self.finish_call(ctx);
         Ok(())
     }
 
     fn watermark_hold(&self) -> Timestamp {
-        let mut hold = Timestamp::MAX;
-        for windows in self.keys.values() {
-            for kw in windows.iter().filter(|kw| kw.has_new) {
-                let t = match self.config.strategy.timestamp_combiner {
-                    TimestampCombiner::EndOfWindow => kw.window.max_timestamp(),
-                    _ => kw.min_ts,
-                };
-                hold = hold.min(t);
-            }
-        }
-        hold
+        self.holds.earliest()
     }
 
     fn next_processing_time_timer(&self) -> Option<Timestamp> {

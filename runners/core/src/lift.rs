@@ -3,8 +3,11 @@
 //! per key, window and bundle instead of every element.
 //!
 //! Lifting is allowed only where it cannot change the panes: no trigger that counts elements
-//! (an accumulator would count as one), no LATEST timestamp combiner (a partial accumulator keeps
-//! its earliest input time), and no merging user window function (its merge needs every window).
+//! (an accumulator would count as one), the END_OF_WINDOW timestamp combiner only (a partial
+//! accumulator is stamped with its earliest input time, so LATEST would lose the latest; and under
+//! EARLIEST whether each input may hold the output watermark at its own time is decided per input
+//! after the shuffle, against the output watermark, as in Beam's `WatermarkHold`), and no merging
+//! user window function (its merge needs every window).
 //! One difference remains observable: data dropped as late after the shuffle is counted per
 //! accumulator, not per element.
 
@@ -33,7 +36,7 @@ pub fn allows_lifting(strategy: &WindowingStrategy) -> bool {
         }
     }
     !counts(&strategy.trigger)
-        && strategy.timestamp_combiner != TimestampCombiner::Latest
+        && strategy.timestamp_combiner == TimestampCombiner::EndOfWindow
         && !matches!(strategy.window_fn, WindowFnSpec::Custom { merging: true, .. })
 }
 

@@ -196,21 +196,16 @@ pub fn on_fire(trigger: &Trigger, st: &mut TriggerState, time: &TriggerTime) {
             }
             st.finished = st.index >= triggers.len();
         }
-        Trigger::AfterAny { triggers } => {
+        // AfterAny and AfterAll fire once (Beam's AfterFirst and AfterAll are OnceTriggers): with
+        // one-shot sub-triggers their firing finishes them anyway; a tree with a repeating
+        // sub-trigger (which only a continuation trigger can hold) finishes as in Beam.
+        Trigger::AfterAny { triggers } | Trigger::AfterAll { triggers } => {
             for (t, s) in triggers.iter().zip(st.subs.iter_mut()) {
                 if should_fire(t, s, time) {
                     on_fire(t, s, time);
                 }
             }
-            st.finished = st.subs.iter().any(|s| s.finished);
-        }
-        Trigger::AfterAll { triggers } => {
-            for (t, s) in triggers.iter().zip(st.subs.iter_mut()) {
-                if should_fire(t, s, time) {
-                    on_fire(t, s, time);
-                }
-            }
-            st.finished = st.subs.iter().all(|s| s.finished);
+            st.finished = true;
         }
         Trigger::OrFinally { main, finally } => {
             if should_fire(finally, &st.subs[1], time) {
@@ -259,9 +254,69 @@ pub fn may_finish(trigger: &Trigger) -> bool {
         Trigger::Default | Trigger::Never | Trigger::Always | Trigger::Repeatedly { .. } => false,
         Trigger::AfterWatermark { late, .. } => late.is_none(),
         Trigger::AfterProcessingTime { .. } | Trigger::AfterCount { .. } | Trigger::OrFinally { .. } => true,
-        Trigger::AfterEach { triggers } | Trigger::AfterAll { triggers } => triggers.iter().all(may_finish),
-        Trigger::AfterAny { triggers } => triggers.iter().any(may_finish),
+        Trigger::AfterAny { .. } | Trigger::AfterAll { .. } => true,
+        Trigger::AfterEach { triggers } => triggers.iter().all(may_finish),
     }
+}
+
+/// Whether the trigger fires at most once: Beam Java's `OnceTrigger` (element count,
+/// processing time, the watermark without early or late firings, Never, and AfterAny / AfterAll
+/// of such triggers). Default, Always, Repeatedly, AfterEach, OrFinally and AfterWatermark with
+/// early or late firings can fire again.
+pub fn is_one_shot(trigger: &Trigger) -> bool {
+    match trigger {
+        Trigger::AfterWatermark { early, late } => early.is_none() && late.is_none(),
+        Trigger::AfterProcessingTime { .. } | Trigger::AfterCount { .. } | Trigger::Never => true,
+        Trigger::AfterAny { .. } | Trigger::AfterAll { .. } => true,
+        Trigger::Default | Trigger::Always | Trigger::Repeatedly { .. } | Trigger::AfterEach { .. } => false,
+        Trigger::OrFinally { .. } => false,
+    }
+}
+
+/// A sub-trigger that can fire more than once where Beam Java only accepts a one-shot trigger
+/// (see [`is_one_shot`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotOneShot {
+    /// Where it stands, e.g. "a sub-trigger of AfterAny".
+    pub place: &'static str,
+    /// The offending sub-trigger.
+    pub trigger: Trigger,
+}
+
+impl std::fmt::Display for NotOneShot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} must fire at most once (a one-shot trigger, as Beam's OnceTrigger), but {:?} can fire again; \
+             use a one-shot trigger there and wrap the whole trigger in Repeatedly to fire repeatedly",
+            self.place, self.trigger
+        )
+    }
+}
+
+/// The first place in `trigger` where Beam Java requires a one-shot trigger and finds one that can
+/// fire again: the sub-triggers of AfterAny (Beam's `AfterFirst.of`) and AfterAll (`AfterAll.of`),
+/// the early and late firings of AfterWatermark (`withEarlyFirings`, `withLateFirings`), and the
+/// `finally` of OrFinally (`orFinally`). Beam refuses such trees when they are built; so do we.
+pub fn check_one_shot(trigger: &Trigger) -> Result<(), NotOneShot> {
+    let require = |place: &'static str, t: &Trigger| {
+        if is_one_shot(t) {
+            Ok(())
+        } else {
+            Err(NotOneShot { place, trigger: t.clone() })
+        }
+    };
+    match trigger {
+        Trigger::AfterAny { triggers } => triggers.iter().try_for_each(|t| require("a sub-trigger of AfterAny", t)),
+        Trigger::AfterAll { triggers } => triggers.iter().try_for_each(|t| require("a sub-trigger of AfterAll", t)),
+        Trigger::AfterWatermark { early, late } => {
+            early.as_deref().map_or(Ok(()), |t| require("the early firings of AfterWatermark", t))?;
+            late.as_deref().map_or(Ok(()), |t| require("the late firings of AfterWatermark", t))
+        }
+        Trigger::OrFinally { finally, .. } => require("the finally trigger of OrFinally", finally),
+        _ => Ok(()),
+    }?;
+    children(trigger).into_iter().try_for_each(check_one_shot)
 }
 
 #[cfg(test)]
@@ -385,6 +440,59 @@ mod tests {
         assert!(!should_fire(&t, &s, &time(0, 0)));
         on_element(&t, &mut s, &time(0, 0));
         assert!(should_fire(&t, &s, &time(0, 0)));
+    }
+
+    #[test]
+    fn one_shot_places_refuse_triggers_that_fire_again() {
+        let every = Trigger::Repeatedly { trigger: Box::new(Trigger::AfterCount { count: 1 }) };
+        let any = Trigger::AfterAny { triggers: vec![Trigger::AfterCount { count: 2 }, every.clone()] };
+        assert_eq!(
+            check_one_shot(&any),
+            Err(NotOneShot { place: "a sub-trigger of AfterAny", trigger: every.clone() })
+        );
+        let early = Trigger::AfterWatermark { early: Some(Box::new(every.clone())), late: None };
+        assert_eq!(check_one_shot(&early).unwrap_err().place, "the early firings of AfterWatermark");
+        let until = Trigger::OrFinally { main: Box::new(every.clone()), finally: Box::new(Trigger::Default) };
+        assert_eq!(check_one_shot(&until).unwrap_err().place, "the finally trigger of OrFinally");
+        // Nested: found below a Repeatedly.
+        let nested = Trigger::Repeatedly {
+            trigger: Box::new(Trigger::AfterAll { triggers: vec![Trigger::Always, Trigger::Never] }),
+        };
+        assert_eq!(check_one_shot(&nested).unwrap_err().trigger, Trigger::Always);
+    }
+
+    #[test]
+    fn one_shot_trees_and_repeating_mains_are_accepted() {
+        let ok = Trigger::OrFinally {
+            main: Box::new(Trigger::Repeatedly {
+                trigger: Box::new(Trigger::AfterAny {
+                    triggers: vec![
+                        Trigger::AfterCount { count: 3 },
+                        Trigger::AfterProcessingTime { transforms: vec![] },
+                        Trigger::AfterAll { triggers: vec![Trigger::AfterWatermark { early: None, late: None }] },
+                    ],
+                }),
+            }),
+            finally: Box::new(Trigger::AfterWatermark { early: None, late: None }),
+        };
+        assert_eq!(check_one_shot(&ok), Ok(()));
+        let each = Trigger::AfterEach { triggers: vec![Trigger::Default, Trigger::Always] };
+        assert_eq!(check_one_shot(&each), Ok(()), "AfterEach takes any trigger, as Beam's AfterEach.inOrder");
+    }
+
+    #[test]
+    fn after_any_and_after_all_fire_once_whatever_their_sub_triggers() {
+        // As Beam's AfterFirst / AfterAll (OnceTriggers); such trees reach a grouping only as
+        // continuation triggers, since WindowInto refuses them.
+        let every = Trigger::Repeatedly { trigger: Box::new(Trigger::AfterCount { count: 1 }) };
+        for t in [Trigger::AfterAny { triggers: vec![every.clone()] }, Trigger::AfterAll { triggers: vec![every] }] {
+            let mut s = new_state(&t);
+            on_element(&t, &mut s, &time(0, 0));
+            assert!(should_fire(&t, &s, &time(0, 0)));
+            on_fire(&t, &mut s, &time(0, 0));
+            assert!(s.finished, "{t:?}");
+            assert!(may_finish(&t));
+        }
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub fn assign(spec: &WindowFnSpec, ts: Timestamp) -> Option<Vec<Window>> {
         }
         WindowFnSpec::Sessions { gap_ms } => vec![interval(ts.0, *gap_ms)],
         WindowFnSpec::Custom { .. } => return None,
+        // Never a WindowInto's function; as Beam's InvalidWindows it assigns as the original.
+        WindowFnSpec::Consumed { original, .. } => return assign(original, ts),
     })
 }
 
@@ -36,7 +38,7 @@ fn interval(start: i64, size: i64) -> Window {
 pub fn side_input_window(side: &WindowFnSpec, main: &Window) -> Result<Window, String> {
     match side {
         WindowFnSpec::Global => Ok(Window::Global),
-        WindowFnSpec::Sessions { .. } | WindowFnSpec::Custom { .. } => {
+        WindowFnSpec::Sessions { .. } | WindowFnSpec::Custom { .. } | WindowFnSpec::Consumed { .. } => {
             Err(format!("side inputs windowed by '{}' are not supported", side.urn()))
         }
         _ => assign(side, main.max_timestamp())

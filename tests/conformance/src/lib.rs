@@ -226,6 +226,15 @@ macro_rules! conformance_suite {
                 sessions_merge_in_streaming [TestStream],
                 combine_globally_with_a_trigger_in_the_global_window [TestStream],
                 metrics_counter_distribution_and_gauge,
+                // Event time exactly as Beam Java.
+                earliest_stamps_panes_only_with_holds_not_behind_the_output_watermark [TestStream],
+                latest_stamps_on_time_panes_by_their_holds_and_late_panes_at_the_end_of_the_window [TestStream],
+                merged_sessions_start_fresh_unless_the_result_already_existed [TestStream],
+                a_session_closed_by_its_trigger_stays_closed [TestStream],
+                the_empty_on_time_pane_fires_only_while_not_late_for_the_output_watermark [TestStream],
+                triggers_that_fire_again_where_beam_needs_one_shot_are_refused,
+                a_second_grouping_over_consumed_sessions_is_refused,
+                remerge_merges_consumed_windows_again_at_the_next_grouping,
                 // Windowing in batch.
                 fixed_windows_group_by_key_fires_one_on_time_pane_per_window,
                 fixed_windows_combine_per_key,

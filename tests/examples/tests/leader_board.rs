@@ -66,6 +66,18 @@ fn replay_gives_the_hand_checked_panes() {
     );
 }
 
+/// A blank line is an unparsable line, as Beam's `ParseEventFn` treats it: counted, not skipped.
+/// The file's final newline ends the last line and adds no blank one.
+#[test]
+fn a_blank_line_is_counted_as_a_parse_error() {
+    let dir = TempDir::new().unwrap();
+    fs::write(dir.path().join("replay.txt"), "user1,red,3,1000,x\n\n@watermark 3600000\r\n\r\nuser2,red,4,2000,x\n")
+        .unwrap();
+    let run = run_example("leader_board", dir.path(), &["--input=replay.txt", "--output=out/s"]);
+    assert!(run.success, "{run:?}");
+    assert!(run.stderr.contains("num_parse_errors: 2"), "{}", run.stderr);
+}
+
 #[test]
 fn durations_come_from_the_flags() {
     // With no allowed lateness the late events are dropped, and with 1-minute early firings the

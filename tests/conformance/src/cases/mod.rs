@@ -1,6 +1,7 @@
 //! The cases, grouped by area. Each is `pub fn name(options: PipelineOptions)` and panics on
 //! failure; [`crate::conformance_suite!`] lists them all.
 
+mod beam_java;
 mod combining;
 mod element_wise;
 mod event_time;
@@ -13,6 +14,7 @@ mod structure;
 mod triggers;
 mod windowing;
 
+pub use beam_java::*;
 pub use combining::*;
 pub use element_wise::*;
 pub use event_time::*;
