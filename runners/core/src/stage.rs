@@ -563,6 +563,27 @@ impl StageExecutor {
         }
     }
 
+    /// The stage's output watermark for input watermark `input` (the minimum of its main inputs'),
+    /// given the output watermark `current` already reported (monotonic): a grouping holds it at
+    /// its watermark hold (read only when the output could move), a read stage at its main input
+    /// waiting for side inputs. A source's watermark is its runner's to say.
+    pub fn output_watermark(&mut self, input: Timestamp, current: Timestamp) -> Timestamp {
+        let held = if self.grouping.is_some() {
+            if input == Timestamp::MAX {
+                // At +∞ everything has fired and expired: nothing can be held any more.
+                Timestamp::MAX
+            } else if input <= current {
+                // The output cannot move: no need to read the hold.
+                current
+            } else {
+                input.min(self.watermark_hold())
+            }
+        } else {
+            input.min(self.pushed_back_min)
+        };
+        held.max(current)
+    }
+
     /// The grouping root's earliest processing-time timer.
     pub fn next_timer(&mut self) -> Option<Timestamp> {
         match &mut self.grouping {

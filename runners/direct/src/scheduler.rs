@@ -654,17 +654,12 @@ impl Scheduler {
                         self.with_stage(i, |exec, sink| exec.advance_watermark(input, now, sink))?;
                     }
                     let current = self.stages[i].output_watermark;
-                    if input == Timestamp::MAX {
-                        // At +∞ everything has fired and expired: nothing can be held any more.
-                        Timestamp::MAX
-                    } else if input <= current {
-                        // The output cannot move: no need to read the hold.
-                        current
-                    } else {
-                        input.min(self.stages[i].exec.as_mut().expect("not running").watermark_hold())
-                    }
+                    self.stages[i].exec.as_mut().expect("not running").output_watermark(input, current)
                 }
-                (None, _) => input.min(self.stages[i].exec.as_ref().expect("not running").pushed_back_min()),
+                (None, _) => {
+                    let current = self.stages[i].output_watermark;
+                    self.stages[i].exec.as_mut().expect("not running").output_watermark(input, current)
+                }
             };
             let stage = &mut self.stages[i];
             stage.input_watermark = stage.input_watermark.max(input);
