@@ -10,7 +10,7 @@ pub enum PipelineError {
     #[error("pipeline construction failed: {}", .0.join("; "))]
     Construction(Vec<String>),
     /// The chosen runner is not built yet.
-    #[error("the {0} runner is not available yet in this build of Runnel (available: direct)")]
+    #[error("the {0} runner is not available yet in this build of Runnel (available: direct, rayon)")]
     RunnerNotAvailable(&'static str),
     /// The runner failed.
     #[error(transparent)]

@@ -11,6 +11,7 @@ use runnel_runner_core::plan::{Explain, Plan};
 use runnel_runner_core::runner::Clock;
 use runnel_runner_core::{JobState, Runner, RunnerOptions};
 use runnel_runner_direct::{DirectOptions, DirectRunner, StepObserver};
+use runnel_runner_rayon::RayonRunner;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -37,7 +38,7 @@ fn direct_options(options: &PipelineOptions) -> DirectOptions {
 fn runner_for(options: &PipelineOptions) -> Result<Box<dyn Runner + Send>, PipelineError> {
     match options.runner {
         RunnerKind::Direct => Ok(Box::new(DirectRunner::new(direct_options(options)))),
-        RunnerKind::Rayon => Err(PipelineError::RunnerNotAvailable("rayon")),
+        RunnerKind::Rayon => Ok(Box::new(RayonRunner::default())),
         RunnerKind::Grpc => Err(PipelineError::RunnerNotAvailable("grpc")),
     }
 }

@@ -1,0 +1,310 @@
+//! The rayon runner: bounded pipelines in parallel on all cores.
+//!
+//! It plans the graph with core's planner (combines lifted where the panes cannot change) and runs
+//! the stages in plan order, each to completion, every stage split into **partitions** that run
+//! on rayon's threads, each partition with its own instance of core's [`StageExecutor`]:
+//! - a source stage splits the source's elements across partitions;
+//! - a grouping stage has one partition per shuffle bucket: stages writing into it partition their
+//!   output by a hash of the deterministic key encoding (after the precombine of a lifted
+//!   combine), so every key lands in exactly one partition, which groups it and then sees its
+//!   input watermark jump to +∞ (batch is streaming with a perfect watermark);
+//! - a read stage (Flatten, Reshuffle, ParDo with side inputs) deals its input batches out to the
+//!   partitions; every partition gets all of each side input, which is complete by then.
+//!
+//! Batches stay typed in memory between stages: nothing is encoded on the way. Unbounded sources,
+//! TestStream and processing-time triggers are refused before anything runs.
+//!
+//! Architecture invariant: depends on `runnel-model` and `runnel-runner-core` only; it schedules
+//! partitions, core executes them.
+#![warn(missing_docs)]
+
+use rayon::prelude::*;
+use runnel_model::exec::{Batch, Bindings, ElementOps, Executable, Job};
+use runnel_model::metrics::MetricsSnapshot;
+use runnel_model::{urns, Graph, Timestamp};
+use runnel_runner_core::capability::{self, Capabilities, Capability};
+use runnel_runner_core::plan::{OutputKind, Plan, PlanOptions, RootKind};
+use runnel_runner_core::runner::{Clock, WallClock};
+use runnel_runner_core::stage::{guarded, output_ops, SideProgress, StageExecutor, StageSink};
+use runnel_runner_core::{JobResult, JobState, RunError, Runner, RunnerOptions};
+use std::sync::Arc;
+
+/// The rayon runner's own options.
+#[derive(Clone, Debug, Default)]
+pub struct RayonOptions {
+    /// Partitions per stage; by default two per rayon thread (so uneven partitions balance).
+    pub partitions: Option<usize>,
+}
+
+/// The rayon runner.
+#[derive(Clone, Debug, Default)]
+pub struct RayonRunner {
+    /// Its options.
+    pub options: RayonOptions,
+}
+
+impl RayonRunner {
+    /// A rayon runner with these options.
+    pub fn new(options: RayonOptions) -> Self {
+        RayonRunner { options }
+    }
+}
+
+impl Runner for RayonRunner {
+    fn name(&self) -> &'static str {
+        "rayon"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::of(&[Capability::Retractions, Capability::RunAsync])
+    }
+
+    fn plan_options(&self) -> PlanOptions {
+        PlanOptions { lift_combines: true }
+    }
+
+    fn run(&self, job: Job, options: &RunnerOptions) -> Result<JobResult, RunError> {
+        job.graph.validate()?;
+        capability::check(self.name(), &self.capabilities(), &job.graph)?;
+        let plan = runnel_runner_core::plan::plan(&job.graph, self.plan_options())?;
+        let partitions = self.options.partitions.unwrap_or(2 * rayon::current_num_threads()).max(1);
+        let clock: Arc<dyn Clock> = options.clock.clone().unwrap_or_else(|| Arc::new(WallClock));
+        Execution { graph: &job.graph, plan: &plan, bindings: &job.bindings, partitions, clock, options }.run()
+    }
+}
+
+/// What reaches one stage from the stages before it.
+#[derive(Default)]
+struct Inbox {
+    /// Per main input port: batches (for a grouping: one list per partition).
+    inputs: Vec<Vec<Vec<Batch>>>,
+    /// Per side input: every batch of it.
+    sides: Vec<Vec<Batch>>,
+}
+
+/// The work of one partition of a stage.
+struct Task {
+    /// `(port, batch)` to push in order.
+    inputs: Vec<(usize, Batch)>,
+    /// Each side input whole (this partition's copy).
+    sides: Vec<Vec<Batch>>,
+}
+
+/// What one partition produced: per stage output, its batches (per partition of the consuming
+/// grouping for a shuffle).
+struct Produced {
+    outputs: Vec<Vec<Vec<Batch>>>,
+    metrics: MetricsSnapshot,
+}
+
+/// A partition's sink: outputs kept in memory, shuffle outputs bucketed by key.
+struct CollectSink<'a> {
+    shuffled: &'a [bool],
+    ops: &'a [Arc<dyn ElementOps>],
+    partitions: usize,
+    outputs: Vec<Vec<Vec<Batch>>>,
+}
+
+impl StageSink for CollectSink<'_> {
+    fn write(&mut self, output: usize, batch: Batch) -> Result<(), RunError> {
+        if !self.shuffled[output] {
+            self.outputs[output][0].push(batch);
+            return Ok(());
+        }
+        let buckets = self.ops[output].partition_by_key(batch, self.partitions).ok_or_else(|| RunError::Binding {
+            transform: "<shuffle>".into(),
+            message: format!("the elements of stage output #{output} are not key-value pairs"),
+        })?;
+        for (bucket, b) in buckets.into_iter().enumerate() {
+            if self.ops[output].len(&b) > 0 {
+                self.outputs[output][bucket].push(b);
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Execution<'a> {
+    graph: &'a Graph,
+    plan: &'a Plan,
+    bindings: &'a Bindings,
+    partitions: usize,
+    clock: Arc<dyn Clock>,
+    options: &'a RunnerOptions,
+}
+
+impl Execution<'_> {
+    fn run(&self) -> Result<JobResult, RunError> {
+        let mut inboxes: Vec<Inbox> =
+            self.plan
+                .stages
+                .iter()
+                .map(|s| Inbox {
+                    inputs: s
+                        .inputs
+                        .iter()
+                        .map(|i| {
+                            if i.shuffled {
+                                (0..self.partitions).map(|_| Vec::new()).collect()
+                            } else {
+                                vec![Vec::new()]
+                            }
+                        })
+                        .collect(),
+                    sides: s.side_inputs.iter().map(|_| Vec::new()).collect(),
+                })
+                .collect();
+        let mut metrics = MetricsSnapshot::default();
+        for id in 0..self.plan.stages.len() {
+            if self.options.cancel.is_cancelled() {
+                return Ok(JobResult { state: JobState::Cancelled, metrics });
+            }
+            let inbox = std::mem::take(&mut inboxes[id]);
+            let produced = self.run_stage(id, inbox)?;
+            let stage = &self.plan.stages[id];
+            for p in produced {
+                metrics.merge(&p.metrics);
+                for (o, batches) in p.outputs.into_iter().enumerate() {
+                    let out = &stage.outputs[o];
+                    let target = &mut inboxes[out.to_stage];
+                    match out.kind {
+                        OutputKind::View { side_input } => {
+                            target.sides[side_input].extend(batches.into_iter().flatten())
+                        }
+                        OutputKind::Shuffle { .. } => {
+                            for (bucket, b) in batches.into_iter().enumerate() {
+                                target.inputs[out.to_input][bucket].extend(b);
+                            }
+                        }
+                        OutputKind::Collection => target.inputs[out.to_input][0].extend(batches.into_iter().flatten()),
+                    }
+                }
+            }
+        }
+        Ok(JobResult { state: JobState::Done, metrics })
+    }
+
+    /// Deals a stage's input out to its partitions.
+    fn tasks(&self, id: usize, inbox: Inbox) -> Result<Vec<Task>, RunError> {
+        let stage = &self.plan.stages[id];
+        let side_ops: Vec<Arc<dyn ElementOps>> =
+            stage.side_inputs.iter().map(|s| self.ops(&stage.root, &s.pcollection)).collect::<Result<_, _>>()?;
+        let copy_sides = |sides: &[Vec<Batch>]| -> Vec<Vec<Batch>> {
+            sides.iter().zip(&side_ops).map(|(bs, ops)| bs.iter().map(|b| ops.clone_batch(b)).collect()).collect()
+        };
+        let mut tasks: Vec<Task> = Vec::new();
+        match stage.root_kind {
+            RootKind::Source => {
+                let root = &self.graph.transforms[&stage.root];
+                let Some(Executable::Create { elements }) = self.bindings.transforms.get(&stage.root) else {
+                    return Err(RunError::Binding {
+                        transform: stage.root.clone(),
+                        message: format!("the rayon runner runs no '{}' source", root.urn),
+                    });
+                };
+                debug_assert_eq!(root.urn, urns::CREATE);
+                let out = root
+                    .outputs
+                    .values()
+                    .next()
+                    .ok_or_else(|| RunError::Binding { transform: stage.root.clone(), message: "no output".into() })?;
+                let ops = self.ops(&stage.root, out)?;
+                let all = guarded(&stage.root, || elements())?;
+                let per = ops.len(&all).div_ceil(self.partitions).max(1);
+                for batch in ops.split(all, per).into_iter().filter(|b| ops.len(b) > 0) {
+                    tasks.push(Task { inputs: vec![(0, batch)], sides: Vec::new() });
+                }
+            }
+            RootKind::Grouping => {
+                let mut ports = inbox.inputs.into_iter();
+                let buckets = ports.next().unwrap_or_default();
+                for bucket in buckets {
+                    tasks.push(Task { inputs: bucket.into_iter().map(|b| (0, b)).collect(), sides: Vec::new() });
+                }
+            }
+            RootKind::Read => {
+                tasks = (0..self.partitions).map(|_| Task { inputs: Vec::new(), sides: Vec::new() }).collect();
+                let mut next = 0;
+                for (port, lists) in inbox.inputs.into_iter().enumerate() {
+                    for batch in lists.into_iter().flatten() {
+                        tasks[next % self.partitions].inputs.push((port, batch));
+                        next += 1;
+                    }
+                }
+                tasks.retain(|t| !t.inputs.is_empty());
+                for task in &mut tasks {
+                    task.sides = copy_sides(&inbox.sides);
+                }
+            }
+        }
+        Ok(tasks)
+    }
+
+    fn ops(&self, transform: &str, pc: &str) -> Result<Arc<dyn ElementOps>, RunError> {
+        self.bindings.elements.get(pc).cloned().ok_or_else(|| RunError::Binding {
+            transform: transform.to_string(),
+            message: format!("no element operations for pcollection '{pc}'"),
+        })
+    }
+
+    fn run_stage(&self, id: usize, inbox: Inbox) -> Result<Vec<Produced>, RunError> {
+        let stage = &self.plan.stages[id];
+        let shuffled: Vec<bool> = stage.outputs.iter().map(|o| matches!(o.kind, OutputKind::Shuffle { .. })).collect();
+        let ops: Vec<Arc<dyn ElementOps>> =
+            (0..stage.outputs.len()).map(|o| output_ops(self.plan, id, o, self.bindings)).collect::<Result<_, _>>()?;
+        let tasks = self.tasks(id, inbox)?;
+        let complete = vec![SideProgress { watermark: Timestamp::MAX, complete: true }; stage.side_inputs.len()];
+        tasks
+            .into_par_iter()
+            .map(|task| {
+                let mut exec = StageExecutor::new(self.plan, id, self.graph, self.bindings)?;
+                let mut sink = CollectSink {
+                    shuffled: &shuffled,
+                    ops: &ops,
+                    partitions: self.partitions,
+                    outputs: shuffled
+                        .iter()
+                        .map(|s| (0..if *s { self.partitions } else { 1 }).map(|_| Vec::new()).collect())
+                        .collect(),
+                };
+                let outcome = self.run_task(&mut exec, task, &complete, &mut sink);
+                let teardown = exec.teardown();
+                outcome?;
+                teardown?;
+                let mut metrics = MetricsSnapshot::default();
+                exec.drain_metrics(&mut metrics);
+                Ok(Produced { outputs: sink.outputs, metrics })
+            })
+            .collect()
+    }
+
+    fn run_task(
+        &self,
+        exec: &mut StageExecutor,
+        task: Task,
+        complete: &[SideProgress],
+        sink: &mut CollectSink<'_>,
+    ) -> Result<(), RunError> {
+        let kind = exec.stage().root_kind;
+        for (index, batches) in task.sides.into_iter().enumerate() {
+            for b in batches {
+                exec.add_side_input(index, b)?;
+            }
+        }
+        let now = self.clock.now();
+        for (port, batch) in task.inputs {
+            if self.options.cancel.is_cancelled() {
+                return Ok(());
+            }
+            match kind {
+                RootKind::Source => exec.process_source(batch, sink)?,
+                _ => exec.process_input(port, batch, complete, now, sink)?,
+            }
+        }
+        if kind == RootKind::Grouping {
+            // Batch: all input is in, the watermark jumps to +∞ and every window fires and expires.
+            exec.advance_watermark(Timestamp::MAX, self.clock.now(), sink)?;
+        }
+        Ok(())
+    }
+}

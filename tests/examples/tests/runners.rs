@@ -1,0 +1,74 @@
+//! The same example program on every runner gives the same output: wordcount, user_score and
+//! hourly_team_score on the direct and the rayon runner, over generated input with parse errors.
+
+use runnel_example_tests::{read_shards, run_example};
+use std::fmt::Write as _;
+use std::fs;
+use tempfile::TempDir;
+
+/// Runs `name` with `args` on `runner` in a directory holding `input` as `input_name`, and returns
+/// its sorted output lines and its stderr.
+fn output(name: &str, runner: &str, input_name: &str, input: &str, args: &[&str]) -> (Vec<String>, String) {
+    let dir = TempDir::new().unwrap();
+    fs::write(dir.path().join(input_name), input).unwrap();
+    let runner_flag = format!("--runner={runner}");
+    let mut all: Vec<&str> = args.to_vec();
+    all.push(&runner_flag);
+    let run = run_example(name, dir.path(), &all);
+    assert!(run.success, "{name} on {runner}: {run:?}");
+    (read_shards(&dir.path().join("out"), "result").1, run.stderr)
+}
+
+/// Asserts `name` gives the same output and the same stderr (counters) on both runners.
+fn same_on_every_runner(name: &str, input_name: &str, input: &str, args: &[&str]) {
+    let (direct, direct_err) = output(name, "direct", input_name, input, args);
+    let (rayon, rayon_err) = output(name, "rayon", input_name, input, args);
+    assert!(!direct.is_empty(), "{name} gave no output");
+    assert_eq!(direct, rayon, "{name}: the rayon runner's output differs from the direct runner's");
+    assert_eq!(direct_err, rayon_err, "{name}: the counters differ");
+}
+
+/// Game events `user,team,score,timestamp_ms,readable` over a few hours, with some bad lines.
+fn game_events(n: usize) -> String {
+    let mut s = String::new();
+    for i in 0..n {
+        if i % 97 == 0 {
+            s.push_str("not,a,valid,line\n");
+            continue;
+        }
+        let user = format!("user{}_{}", i % 37, ["Red", "Blue", "Green"][i % 3]);
+        let team = ["Red", "Blue", "Green"][i % 3];
+        let ts = 1_446_454_800_000i64 + (i as i64 * 7_919_000) % (5 * 3_600_000);
+        let _ = writeln!(s, "{user},{team},{},{ts},2015-11-02 09:00:00.000", (i * 13) % 20);
+    }
+    s
+}
+
+#[test]
+fn wordcount_is_the_same_on_direct_and_rayon() {
+    let mut text = String::new();
+    for i in 0..3000 {
+        let _ = writeln!(text, "the river's w{} flows w{} and Straße {}", i % 101, i % 7, i % 13);
+    }
+    same_on_every_runner("wordcount", "in.txt", &text, &["--input=in.txt", "--output=out/result", "--num-shards=3"]);
+}
+
+#[test]
+fn user_score_is_the_same_on_direct_and_rayon() {
+    same_on_every_runner(
+        "user_score",
+        "events.csv",
+        &game_events(4000),
+        &["--input=events.csv", "--output=out/result"],
+    );
+}
+
+#[test]
+fn hourly_team_score_is_the_same_on_direct_and_rayon() {
+    same_on_every_runner(
+        "hourly_team_score",
+        "events.csv",
+        &game_events(4000),
+        &["--input=events.csv", "--output=out/result"],
+    );
+}
