@@ -215,13 +215,13 @@ fn an_unknown_runner_is_an_error_listing_the_valid_ones() {
 }
 
 #[test]
-fn the_rayon_runner_is_not_available_yet() {
+fn the_grpc_runner_is_not_available_yet() {
     let dir = TempDir::new().unwrap();
     write(dir.path(), "in.txt", b"a\n");
-    let run = run_example("wordcount", dir.path(), &["--input=in.txt", "--output=counts", "--runner=rayon"]);
+    let run = run_example("wordcount", dir.path(), &["--input=in.txt", "--output=counts", "--runner=grpc"]);
     assert!(!run.success, "{run:?}");
     assert!(run.stderr.starts_with("error: "), "{}", run.stderr);
-    assert!(run.stderr.contains("rayon runner is not available yet"), "{}", run.stderr);
+    assert!(run.stderr.contains("grpc runner is not available yet"), "{}", run.stderr);
     assert_eq!(file_names(dir.path()), ["in.txt"]);
 }
 
