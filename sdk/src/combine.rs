@@ -550,3 +550,76 @@ impl<T: Data> CombineFn for ToList<T> {
         Some(("to_list", serde_json::Value::Null))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reducer_error<F: CombineFn>(
+        f: F,
+        key: &str,
+        step: impl FnOnce(&CombineReducer<F>, &String) -> Result<(), UserError>,
+    ) -> String {
+        let reducer = CombineReducer(f);
+        match step(&reducer, &key.to_string()) {
+            Ok(()) => panic!("expected an overflow"),
+            Err(e) => crate::error::one_line(&*e),
+        }
+    }
+
+    // Overflow is found by `checked_add`, not by the debug build's overflow checks: these hold in
+    // release too (`cargo test --release -p runnel combine`).
+
+    #[test]
+    fn sum_over_integers_fails_on_overflow_when_adding_and_when_merging_naming_the_key() {
+        let added = reducer_error(Sum::<i64>::new(), "alice", |r, k| {
+            let mut acc = i64::MAX;
+            Reducer::<String, i64>::add(r, k, &mut acc, 1)
+        });
+        assert_eq!(added, "key \"alice\": sum overflowed i64: 9223372036854775807 + 1 does not fit");
+        let merged = reducer_error(Sum::<u8>::new(), "bob", |r, k| {
+            let mut acc = 200u8;
+            Reducer::<String, u8>::merge(r, k, &mut acc, 100)
+        });
+        assert_eq!(merged, "key \"bob\": sum overflowed u8: 200 + 100 does not fit");
+        let negative = reducer_error(Sum::<i32>::new(), "carol", |r, k| {
+            let mut acc = i32::MIN;
+            Reducer::<String, i32>::add(r, k, &mut acc, -1)
+        });
+        assert!(negative.contains("sum overflowed i32: -2147483648 + -1"), "{negative}");
+    }
+
+    #[test]
+    fn count_and_mean_fail_when_their_counts_overflow() {
+        let count = reducer_error(Count::<()>::new(), "k", |r, k| {
+            let mut acc = u64::MAX - 1;
+            Reducer::<String, ()>::merge(r, k, &mut acc, 2)
+        });
+        assert!(count.contains("count overflowed u64"), "{count}");
+        let mean = reducer_error(Mean::<f64>::new(), "k", |r, k| {
+            let mut acc = (1.0, u64::MAX);
+            Reducer::<String, f64>::add(r, k, &mut acc, 1.0)
+        });
+        assert!(mean.contains("mean overflowed u64"), "{mean}");
+    }
+
+    #[test]
+    fn sums_that_fit_and_float_sums_are_plain_additions() {
+        let sum = Sum::<i64>::new();
+        let mut acc = sum.create_accumulator();
+        sum.try_add_input(&mut acc, i64::MAX - 1).unwrap();
+        sum.try_merge_accumulators(&mut acc, 1).unwrap();
+        assert_eq!(acc, i64::MAX);
+        let floats = Sum::<f64>::new();
+        let mut acc = f64::MAX;
+        floats.try_add_input(&mut acc, f64::MAX).unwrap();
+        assert_eq!(acc, f64::INFINITY, "floats keep IEEE addition");
+    }
+
+    #[test]
+    #[should_panic(expected = "sum overflowed i64")]
+    fn the_infallible_entry_points_panic_rather_than_wrap() {
+        let mut acc = i64::MAX;
+        Sum::<i64>::new().add_input(&mut acc, 1);
+    }
+}

@@ -138,11 +138,12 @@ pub fn sum_that_overflows_fails_run_naming_transform_and_key(options: PipelineOp
     assert_contains_all(&message, &["'SumScores'", "key \"alice\"", "sum overflowed i64"]);
 }
 
-/// Two accumulators that each fit but whose sum does not: merging them fails the run too, also
-/// when a combine runs on a grouping's values (`Combine::grouped_values`) or globally.
+/// Two accumulators that each fit but whose sum does not: merging them fails the run too (one
+/// element per bundle, so a lifted combine folds each alone and the overflow happens when the
+/// partial sums merge), and so does a combine of a grouping's values (`Combine::grouped_values`).
 pub fn sum_whose_partial_sums_overflow_when_merged_fails_run(options: PipelineOptions) {
     let half = i64::MAX / 2 + 1;
-    let message = expect_run_failure(options.clone(), move |p| {
+    let message = expect_run_failure(options.clone().with_bundle_size(1), move |p| {
         let xs = p.apply("Create", Create::of(vec![half; 4]));
         xs.apply("Total", Combine::globally(combine::Sum::<i64>::new())).apply("Check", PAssert::is_empty());
     });
