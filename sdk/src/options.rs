@@ -116,8 +116,14 @@ impl Default for PipelineOptions {
 
 impl PipelineOptions {
     /// Parses the process's command line (exits with usage on error, like any clap program).
+    ///
+    /// Only a program's entry parses the process's command line, so this also makes the process
+    /// report its jobs on stderr ([`crate::progress::report_to_stderr`]: progress on a terminal,
+    /// the summary at the end, unless `--progress=off`).
     pub fn from_args() -> Self {
-        OnlyPipelineOptions::parse().options
+        let options = OnlyPipelineOptions::parse().options;
+        crate::progress::report_to_stderr();
+        options
     }
 
     /// Parses the given arguments (the first is the program name).

@@ -292,3 +292,9 @@ macro_rules! conformance_suite {
         )*
     };
 }
+
+/// The README's Rust examples, compiled (and run unless marked `no_run`) as doctests, so the
+/// "pipeline in 15 lines" a user pastes into their own crate keeps compiling.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeExamples;
