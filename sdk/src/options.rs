@@ -6,12 +6,15 @@ use std::path::PathBuf;
 /// The runners a pipeline can be run on (`--help` says which ones this build has).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum RunnerKind {
-    /// In-process reference runner with strict checks [available]
+    /// In-process reference runner with strict checks (in this build).
     #[default]
+    #[value(help = "In-process reference runner with strict checks [available]")]
     Direct,
-    /// Parallel batch runner on all cores [not in this build yet]
+    /// Parallel batch runner on all cores (not in this build yet).
+    #[value(help = "Parallel batch runner on all cores [not in this build yet]")]
     Rayon,
-    /// Distributed runner: a coordinator and worker processes [not in this build yet]
+    /// Distributed runner: a coordinator and worker processes (not in this build yet).
+    #[value(help = "Distributed runner: a coordinator and worker processes [not in this build yet]")]
     Grpc,
 }
 
