@@ -40,7 +40,9 @@ fn on_a_terminal_progress_lines_show_elements_per_stage_then_the_summary() {
     let (success, screen) = run_on_terminal(dir.path(), "wordcount", &["--input=in.txt", "--output=out/counts"]);
     assert!(success, "{screen}");
     assert!(screen.contains("runnel: running for "), "progress lines on a terminal: {screen:?}");
-    assert!(screen.contains("CountWords/ExtractWords produced "), "elements per stage: {screen:?}");
+    // The first batch is drawn at once, later ones at most every 200 ms: which transform shows
+    // depends on the machine's speed, not that one does.
+    assert!(screen.contains("  stage ") && screen.contains(" produced "), "elements per stage: {screen:?}");
     assert!(screen.contains("\x1b[J"), "progress lines are redrawn in place: {screen:?}");
     assert!(screen.contains("runnel: job finished in "), "the summary at the end: {screen:?}");
 }
