@@ -1,6 +1,7 @@
 //! Shared helpers of the example programs.
 //!
-//! - [`run_main`]: runs a program's body and turns an error into one `error: …` line on stderr and a non-zero exit.
+//! - [`run_main`]: runs a program's body: installs logging (`--log-level`, `RUST_LOG`), asks for progress and the
+//!   end-of-job summary on stderr, and turns an error into one `error: …` line on stderr and a non-zero exit.
 //! - The mobile-gaming examples' input: [`parse_game_event`] parses one CSV line ([`parse_csv_line`], RFC 4180
 //!   quoting) into a [`GameEvent`]; [`ParseGameEventFn`] does it in a pipeline, counting the lines it skips in the
 //!   counter [`NUM_PARSE_ERRORS`]; [`AddEventTimestampsFn`] stamps events with their event time;
@@ -49,9 +50,16 @@ pub fn output_prefix(prefix: &str) -> Result<String, runnel_io::files::FileError
     Ok(prefix.to_owned())
 }
 
-/// Runs `body`, the whole of an example program. On success the exit status is 0; on error one line
-/// `error: MESSAGE` goes to stderr, where MESSAGE is the error with its chain of causes (see [`error_message`]), and
-/// the exit status is 1.
+/// Runs `body`, the whole of an example program, as a program's entry should:
+///
+/// - installs a `tracing` subscriber writing to stderr, filtered by `--log-level=FILTER` if the
+///   command line has it, else by `RUST_LOG`, else `warn` (so the SDK's warnings, such as unsafe
+///   triggers, show); see [`install_logging`];
+/// - asks the SDK to report jobs on stderr ([`runnel::progress::report_to_stderr`]): progress on a
+///   terminal and a summary of counters and distributions when a job ends (`--progress=off`:
+///   neither);
+/// - on success exits 0; on error prints one line `error: MESSAGE`, where MESSAGE is the error with
+///   its chain of causes (see [`error_message`]), and exits 1.
 ///
 /// ```no_run
 /// fn main() -> std::process::ExitCode {
@@ -62,6 +70,8 @@ pub fn output_prefix(prefix: &str) -> Result<String, runnel_io::files::FileError
 /// }
 /// ```
 pub fn run_main(body: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
+    install_logging(log_filter_arg(std::env::args()).as_deref());
+    runnel::progress::report_to_stderr();
     match body() {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -69,6 +79,50 @@ pub fn run_main(body: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The value of `--log-level=FILTER` or `--log-level FILTER` among `args`, if any (the pipeline
+/// options declare the flag, so clap accepts it and `--help` lists it).
+pub fn log_filter_arg(args: impl IntoIterator<Item = String>) -> Option<String> {
+    let mut args = args.into_iter();
+    let mut found = None;
+    while let Some(arg) = args.next() {
+        if arg == "--" {
+            break;
+        }
+        if let Some(value) = arg.strip_prefix("--log-level=") {
+            found = Some(value.to_owned());
+        } else if arg == "--log-level" {
+            found = args.next();
+        }
+    }
+    found
+}
+
+/// Installs the program's `tracing` subscriber: formatted events on stderr (colours only on a
+/// terminal), filtered by `filter` (`--log-level`), else `RUST_LOG`, else `warn`. A filter that
+/// does not parse is reported on stderr and `warn` used instead. Does nothing if the process
+/// already has a subscriber.
+pub fn install_logging(filter: Option<&str>) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let requested =
+        filter.map(str::to_owned).or_else(|| std::env::var("RUST_LOG").ok()).filter(|f| !f.trim().is_empty());
+    let filter = match requested.as_deref().map(EnvFilter::try_new) {
+        None => EnvFilter::new("warn"),
+        Some(Ok(filter)) => filter,
+        Some(Err(e)) => {
+            eprintln!("warning: ignoring the log filter {:?} ({e}); logging warnings", requested.unwrap_or_default());
+            EnvFilter::new("warn")
+        }
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(true)
+        .without_time()
+        .try_init();
 }
 
 /// Prints the named counters of a finished job to standard error, one `name: value` line each;

@@ -26,6 +26,20 @@ pub trait CombineFn: Clone + Send + Sync + 'static {
     fn add_input(&self, acc: &mut Self::Acc, input: Self::In);
     /// Folds another accumulator in.
     fn merge_accumulators(&self, acc: &mut Self::Acc, other: Self::Acc);
+    /// Folds one input in, or fails the job (runners call this one). By default
+    /// [`add_input`](Self::add_input), which cannot fail; the built-ins over integers override it
+    /// with checked arithmetic, so an overflow fails the job naming the transform and the key
+    /// instead of wrapping, in every build profile.
+    fn try_add_input(&self, acc: &mut Self::Acc, input: Self::In) -> Result<(), UserError> {
+        self.add_input(acc, input);
+        Ok(())
+    }
+    /// Folds another accumulator in, or fails the job (runners call this one). By default
+    /// [`merge_accumulators`](Self::merge_accumulators); see [`try_add_input`](Self::try_add_input).
+    fn try_merge_accumulators(&self, acc: &mut Self::Acc, other: Self::Acc) -> Result<(), UserError> {
+        self.merge_accumulators(acc, other);
+        Ok(())
+    }
     /// The result.
     fn extract_output(&self, acc: Self::Acc) -> Self::Out;
     /// For built-ins: the name and parameters shown in the graph.
@@ -43,19 +57,99 @@ impl<K: Key, F: CombineFn> Reducer<K, F::In> for CombineReducer<F> {
     fn create(&self, _: &K) -> Result<F::Acc, UserError> {
         Ok(self.0.create_accumulator())
     }
-    fn add(&self, _: &K, state: &mut F::Acc, value: F::In) -> Result<(), UserError> {
-        self.0.add_input(state, value);
-        Ok(())
+    fn add(&self, key: &K, state: &mut F::Acc, value: F::In) -> Result<(), UserError> {
+        self.0.try_add_input(state, value).map_err(|e| for_key(key, e))
     }
-    fn merge(&self, _: &K, state: &mut F::Acc, other: F::Acc) -> Result<(), UserError> {
-        self.0.merge_accumulators(state, other);
-        Ok(())
+    fn merge(&self, key: &K, state: &mut F::Acc, other: F::Acc) -> Result<(), UserError> {
+        self.0.try_merge_accumulators(state, other).map_err(|e| for_key(key, e))
     }
     fn extract(&self, _: &K, state: &F::Acc) -> Result<F::Out, UserError> {
         Ok(self.0.extract_output(state.clone()))
     }
     fn extract_owned(&self, _: &K, state: F::Acc) -> Result<F::Out, UserError> {
         Ok(self.0.extract_output(state))
+    }
+}
+
+/// A combine's error, naming the key it was combining (the stage executor adds the transform).
+#[derive(Debug, thiserror::Error)]
+#[error("key {key}: {source}")]
+pub struct KeyedCombineError {
+    /// The key, as `{:?}` prints it.
+    pub key: String,
+    /// What went wrong.
+    #[source]
+    pub source: UserError,
+}
+
+fn for_key<K: Key>(key: &K, source: UserError) -> UserError {
+    Box::new(KeyedCombineError { key: format!("{key:?}"), source })
+}
+
+/// A built-in combine's result does not fit in its type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{combine} overflowed {type_name}: {left} + {right} does not fit")]
+pub struct ArithmeticOverflow {
+    /// The combine (`sum`, `count`, `mean`).
+    pub combine: &'static str,
+    /// The type that overflowed.
+    pub type_name: &'static str,
+    /// The accumulated value.
+    pub left: String,
+    /// The value being added.
+    pub right: String,
+}
+
+/// Values [`Sum`] adds: integers with checked arithmetic (an overflow fails the job, in every
+/// build profile), floats with `+` (which saturates to infinity).
+pub trait Summable: Data + Default {
+    /// `self + other`, or `None` when the sum does not fit in the type.
+    fn checked_sum(self, other: Self) -> Option<Self>;
+}
+
+macro_rules! summable_integers {
+    ($($t:ty),*) => {$(
+        impl Summable for $t {
+            fn checked_sum(self, other: Self) -> Option<Self> {
+                self.checked_add(other)
+            }
+        }
+    )*};
+}
+summable_integers!(i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize);
+
+impl Summable for f32 {
+    fn checked_sum(self, other: Self) -> Option<Self> {
+        Some(self + other)
+    }
+}
+impl Summable for f64 {
+    fn checked_sum(self, other: Self) -> Option<Self> {
+        Some(self + other)
+    }
+}
+
+/// `left + right` for `combine`, or the overflow error naming both.
+fn add_checked<T: Summable>(combine: &'static str, left: &mut T, right: T) -> Result<(), ArithmeticOverflow> {
+    match left.clone().checked_sum(right.clone()) {
+        Some(sum) => {
+            *left = sum;
+            Ok(())
+        }
+        None => Err(ArithmeticOverflow {
+            combine,
+            type_name: std::any::type_name::<T>(),
+            left: format!("{left:?}"),
+            right: format!("{right:?}"),
+        }),
+    }
+}
+
+/// Panics with the error of an infallible entry point called directly (runners call the
+/// fallible ones, which fail the job instead).
+fn or_panic(result: Result<(), ArithmeticOverflow>) {
+    if let Err(e) = result {
+        panic!("{e}");
     }
 }
 
@@ -191,18 +285,26 @@ impl<T> Sum<T> {
         Sum(PhantomData)
     }
 }
-impl<T: Data + Default + std::ops::AddAssign> CombineFn for Sum<T> {
+impl<T: Summable> CombineFn for Sum<T> {
     type In = T;
     type Acc = T;
     type Out = T;
     fn create_accumulator(&self) -> T {
         T::default()
     }
+    /// Adds; panics on overflow (runners call [`CombineFn::try_add_input`] instead).
     fn add_input(&self, acc: &mut T, input: T) {
-        *acc += input;
+        or_panic(add_checked("sum", acc, input));
     }
+    /// Adds; panics on overflow (runners call [`CombineFn::try_merge_accumulators`] instead).
     fn merge_accumulators(&self, acc: &mut T, other: T) {
-        *acc += other;
+        or_panic(add_checked("sum", acc, other));
+    }
+    fn try_add_input(&self, acc: &mut T, input: T) -> Result<(), UserError> {
+        Ok(add_checked("sum", acc, input)?)
+    }
+    fn try_merge_accumulators(&self, acc: &mut T, other: T) -> Result<(), UserError> {
+        Ok(add_checked("sum", acc, other)?)
     }
     fn extract_output(&self, acc: T) -> T {
         acc
@@ -228,11 +330,19 @@ impl<T: Data> CombineFn for Count<T> {
     fn create_accumulator(&self) -> u64 {
         0
     }
+    /// Counts; panics on overflow (runners call [`CombineFn::try_add_input`] instead).
     fn add_input(&self, acc: &mut u64, _: T) {
-        *acc += 1;
+        or_panic(add_checked("count", acc, 1));
     }
+    /// Adds counts; panics on overflow (runners call [`CombineFn::try_merge_accumulators`]).
     fn merge_accumulators(&self, acc: &mut u64, other: u64) {
-        *acc += other;
+        or_panic(add_checked("count", acc, other));
+    }
+    fn try_add_input(&self, acc: &mut u64, _: T) -> Result<(), UserError> {
+        Ok(add_checked("count", acc, 1)?)
+    }
+    fn try_merge_accumulators(&self, acc: &mut u64, other: u64) -> Result<(), UserError> {
+        Ok(add_checked("count", acc, other)?)
     }
     fn extract_output(&self, acc: u64) -> u64 {
         acc
@@ -258,13 +368,25 @@ impl<T: Data + Into<f64>> CombineFn for Mean<T> {
     fn create_accumulator(&self) -> (f64, u64) {
         (0.0, 0)
     }
+    /// Adds; panics if the count overflows (runners call [`CombineFn::try_add_input`]).
     fn add_input(&self, acc: &mut (f64, u64), input: T) {
+        or_panic(add_checked("mean", &mut acc.1, 1));
         acc.0 += input.into();
-        acc.1 += 1;
     }
+    /// Merges; panics if the count overflows (runners call [`CombineFn::try_merge_accumulators`]).
     fn merge_accumulators(&self, acc: &mut (f64, u64), other: (f64, u64)) {
+        or_panic(add_checked("mean", &mut acc.1, other.1));
         acc.0 += other.0;
-        acc.1 += other.1;
+    }
+    fn try_add_input(&self, acc: &mut (f64, u64), input: T) -> Result<(), UserError> {
+        add_checked("mean", &mut acc.1, 1)?;
+        acc.0 += input.into();
+        Ok(())
+    }
+    fn try_merge_accumulators(&self, acc: &mut (f64, u64), other: (f64, u64)) -> Result<(), UserError> {
+        add_checked("mean", &mut acc.1, other.1)?;
+        acc.0 += other.0;
+        Ok(())
     }
     fn extract_output(&self, acc: (f64, u64)) -> f64 {
         if acc.1 == 0 {
@@ -426,5 +548,78 @@ impl<T: Data> CombineFn for ToList<T> {
     }
     fn builtin(&self) -> Option<(&'static str, serde_json::Value)> {
         Some(("to_list", serde_json::Value::Null))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reducer_error<F: CombineFn>(
+        f: F,
+        key: &str,
+        step: impl FnOnce(&CombineReducer<F>, &String) -> Result<(), UserError>,
+    ) -> String {
+        let reducer = CombineReducer(f);
+        match step(&reducer, &key.to_string()) {
+            Ok(()) => panic!("expected an overflow"),
+            Err(e) => crate::error::one_line(&*e),
+        }
+    }
+
+    // Overflow is found by `checked_add`, not by the debug build's overflow checks: these hold in
+    // release too (`cargo test --release -p runnel combine`).
+
+    #[test]
+    fn sum_over_integers_fails_on_overflow_when_adding_and_when_merging_naming_the_key() {
+        let added = reducer_error(Sum::<i64>::new(), "alice", |r, k| {
+            let mut acc = i64::MAX;
+            Reducer::<String, i64>::add(r, k, &mut acc, 1)
+        });
+        assert_eq!(added, "key \"alice\": sum overflowed i64: 9223372036854775807 + 1 does not fit");
+        let merged = reducer_error(Sum::<u8>::new(), "bob", |r, k| {
+            let mut acc = 200u8;
+            Reducer::<String, u8>::merge(r, k, &mut acc, 100)
+        });
+        assert_eq!(merged, "key \"bob\": sum overflowed u8: 200 + 100 does not fit");
+        let negative = reducer_error(Sum::<i32>::new(), "carol", |r, k| {
+            let mut acc = i32::MIN;
+            Reducer::<String, i32>::add(r, k, &mut acc, -1)
+        });
+        assert!(negative.contains("sum overflowed i32: -2147483648 + -1"), "{negative}");
+    }
+
+    #[test]
+    fn count_and_mean_fail_when_their_counts_overflow() {
+        let count = reducer_error(Count::<()>::new(), "k", |r, k| {
+            let mut acc = u64::MAX - 1;
+            Reducer::<String, ()>::merge(r, k, &mut acc, 2)
+        });
+        assert!(count.contains("count overflowed u64"), "{count}");
+        let mean = reducer_error(Mean::<f64>::new(), "k", |r, k| {
+            let mut acc = (1.0, u64::MAX);
+            Reducer::<String, f64>::add(r, k, &mut acc, 1.0)
+        });
+        assert!(mean.contains("mean overflowed u64"), "{mean}");
+    }
+
+    #[test]
+    fn sums_that_fit_and_float_sums_are_plain_additions() {
+        let sum = Sum::<i64>::new();
+        let mut acc = sum.create_accumulator();
+        sum.try_add_input(&mut acc, i64::MAX - 1).unwrap();
+        sum.try_merge_accumulators(&mut acc, 1).unwrap();
+        assert_eq!(acc, i64::MAX);
+        let floats = Sum::<f64>::new();
+        let mut acc = f64::MAX;
+        floats.try_add_input(&mut acc, f64::MAX).unwrap();
+        assert_eq!(acc, f64::INFINITY, "floats keep IEEE addition");
+    }
+
+    #[test]
+    #[should_panic(expected = "sum overflowed i64")]
+    fn the_infallible_entry_points_panic_rather_than_wrap() {
+        let mut acc = i64::MAX;
+        Sum::<i64>::new().add_input(&mut acc, 1);
     }
 }

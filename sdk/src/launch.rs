@@ -56,8 +56,15 @@ impl Pipeline {
     pub fn run(&self) -> Result<PipelineResult, PipelineError> {
         match self.prepare()? {
             Launch::NotRun => Ok(PipelineResult::new(JobState::NotRun, Default::default())),
-            Launch::Run(job, runner, options) => {
-                let result = runner.run(*job, &options)?;
+            Launch::Run(job, runner, mut options) => {
+                let report = crate::progress::for_job(self.options().progress);
+                options.progress = report.clone().map(|r| r as Arc<dyn runnel_runner_core::ProgressSink>);
+                tracing::info!(runner = runner.name(), transforms = job.graph.transforms.len(), "running the pipeline");
+                let result = runner.run(*job, &options);
+                if let Some(report) = &report {
+                    report.finish(result.as_ref().ok().map(|r| &r.metrics));
+                }
+                let result = result?;
                 Ok(PipelineResult::new(result.state, result.metrics))
             }
         }

@@ -3,16 +3,36 @@
 use clap::{Args, Parser, ValueEnum};
 use std::path::PathBuf;
 
-/// The runners a pipeline can be run on.
+/// The runners a pipeline can be run on (`--help` says which ones this build has).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum RunnerKind {
-    /// In-process reference runner with strict checks.
+    /// In-process reference runner with strict checks (in this build).
     #[default]
+    #[value(help = "In-process reference runner with strict checks [available]")]
     Direct,
-    /// Parallel batch runner on all cores.
+    /// Parallel batch runner on all cores (in this build).
+    #[value(help = "Parallel batch runner on all cores [available]")]
     Rayon,
-    /// Distributed runner: a coordinator and worker processes.
+    /// Distributed runner: a coordinator and worker processes (not in this build yet).
+    #[value(help = "Distributed runner: a coordinator and worker processes [not in this build yet]")]
     Grpc,
+}
+
+impl RunnerKind {
+    /// Whether this build of Runnel has the runner.
+    pub fn is_available(self) -> bool {
+        matches!(self, RunnerKind::Direct | RunnerKind::Rayon)
+    }
+}
+
+/// `--progress`: what a pipeline program shows on standard error while its job runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Progress {
+    /// Progress lines when stderr is a terminal, and the summary of counters at the end.
+    #[default]
+    Auto,
+    /// Neither progress nor the summary.
+    Off,
 }
 
 /// `on` or `off`.
@@ -28,9 +48,18 @@ pub enum Switch {
 /// `#[command(flatten)]`, or use [`PipelineOptions::from_args`] / the builder methods.
 #[derive(Clone, Debug, Args)]
 pub struct PipelineOptions {
-    /// Runner to execute the pipeline on.
+    /// Runner to execute the pipeline on (this build has only the direct runner).
     #[arg(long, value_enum, default_value_t = RunnerKind::Direct)]
     pub runner: RunnerKind,
+    /// Progress on a terminal (elements per stage, elapsed time) and a summary of counters and
+    /// distributions at the end, on stderr.
+    #[arg(long, value_enum, default_value_t = Progress::Auto)]
+    pub progress: Progress,
+    /// Log filter of the program's `tracing` output on stderr, e.g. `warn` (the default),
+    /// `info`, `runnel=debug`; overrides RUST_LOG. Read by the program's entry, which installs
+    /// the subscriber.
+    #[arg(long, value_name = "FILTER")]
+    pub log_level: Option<String>,
     /// Write the pipeline's portable graph as JSON to FILE and exit without running it.
     #[arg(long, value_name = "FILE")]
     pub dump_graph: Option<PathBuf>,
@@ -73,6 +102,8 @@ impl Default for PipelineOptions {
     fn default() -> Self {
         PipelineOptions {
             runner: RunnerKind::Direct,
+            progress: Progress::Auto,
+            log_level: None,
             dump_graph: None,
             direct_checks: Switch::On,
             seed: 0x5eed,
@@ -88,8 +119,14 @@ impl Default for PipelineOptions {
 
 impl PipelineOptions {
     /// Parses the process's command line (exits with usage on error, like any clap program).
+    ///
+    /// Only a program's entry parses the process's command line, so this also makes the process
+    /// report its jobs on stderr ([`crate::progress::report_to_stderr`]: progress on a terminal,
+    /// the summary at the end, unless `--progress=off`).
     pub fn from_args() -> Self {
-        OnlyPipelineOptions::parse().options
+        let options = OnlyPipelineOptions::parse().options;
+        crate::progress::report_to_stderr();
+        options
     }
 
     /// Parses the given arguments (the first is the program name).
@@ -104,6 +141,12 @@ impl PipelineOptions {
     /// Sets the runner.
     pub fn with_runner(mut self, runner: RunnerKind) -> Self {
         self.runner = runner;
+        self
+    }
+
+    /// Sets what a program shows while the job runs (`Progress::Off`: nothing).
+    pub fn with_progress(mut self, progress: Progress) -> Self {
+        self.progress = progress;
         self
     }
 

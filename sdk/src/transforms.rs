@@ -411,17 +411,36 @@ pub struct CombineGroupedValues<K, F> {
     _k: PhantomData<fn(K)>,
 }
 
+/// The DoFn of [`CombineGroupedValues`]: combines each key's values, failing on the combine's
+/// errors (an overflow, naming the key).
+#[derive(Clone)]
+struct CombineValuesFn<K, F> {
+    f: F,
+    _k: PhantomData<fn(K)>,
+}
+
+impl<K: Key, F: CombineFn> DoFn for CombineValuesFn<K, F> {
+    type In = (K, Vec<F::In>);
+    type Out = (K, F::Out);
+    fn process(
+        &mut self,
+        (k, vs): (K, Vec<F::In>),
+        ctx: &mut DoFnContext<'_, '_, (K, F::Out)>,
+    ) -> Result<(), BoxError> {
+        let mut acc = self.f.create_accumulator();
+        for v in vs {
+            self.f
+                .try_add_input(&mut acc, v)
+                .map_err(|source| combine::KeyedCombineError { key: format!("{k:?}"), source })?;
+        }
+        ctx.emit((k, self.f.extract_output(acc)));
+        Ok(())
+    }
+}
+
 impl<K: Key, F: CombineFn> PTransform<PCollection<(K, Vec<F::In>)>> for CombineGroupedValues<K, F> {
     type Output = PCollection<(K, F::Out)>;
     fn expand(self, input: PCollection<(K, Vec<F::In>)>) -> PCollection<(K, F::Out)> {
-        let f = self.f;
-        crate::transforms::Map::new(move |(k, vs): (K, Vec<F::In>)| {
-            let mut acc = f.create_accumulator();
-            for v in vs {
-                f.add_input(&mut acc, v);
-            }
-            (k, f.extract_output(acc))
-        })
-        .expand(input)
+        ParDo::of(CombineValuesFn { f: self.f, _k: PhantomData }).expand(input)
     }
 }

@@ -23,7 +23,7 @@ pub mod trigger;
 pub mod typed;
 pub mod windows;
 
-pub use runner::{panic_message, JobResult, JobState, RunError, Runner, RunnerOptions};
+pub use runner::{panic_message, JobResult, JobState, ProgressSink, RunError, Runner, RunnerOptions};
 
 /// What an element type needs to travel through a pipeline: cloneable, thread-safe, printable and
 /// encodable with serde.

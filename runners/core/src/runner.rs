@@ -101,6 +101,18 @@ pub struct RunnerOptions {
     pub clock: Option<Arc<dyn Clock>>,
     /// Raised to cancel the job.
     pub cancel: CancelSignal,
+    /// Told how many elements each transform has produced, as the job runs (`None`: nobody listens).
+    /// Runners report per batch, never per element, and know nothing of terminals: the program
+    /// decides whether and how to show it.
+    pub progress: Option<Arc<dyn ProgressSink>>,
+}
+
+/// Receives a running job's progress: the elements each transform produces. Called from the
+/// runner's threads, once per batch (never per element); implementations keep it cheap (add to
+/// counters, render at most a few times a second).
+pub trait ProgressSink: Send + Sync + std::fmt::Debug {
+    /// `transform`, fused in stage `stage` (index in the plan), produced `elements` more elements.
+    fn record(&self, stage: usize, transform: &str, elements: u64);
 }
 
 impl Default for RunnerOptions {
@@ -111,6 +123,7 @@ impl Default for RunnerOptions {
             extra: BTreeMap::new(),
             clock: None,
             cancel: CancelSignal::new(),
+            progress: None,
         }
     }
 }

@@ -22,7 +22,7 @@ use runnel_model::{urns, Graph, TestStreamEvent, TestStreamPayload, Timestamp};
 use runnel_runner_core::plan::{OutputKind, Plan, RootKind};
 use runnel_runner_core::runner::{CancelSignal, Clock, ManualClock, WallClock};
 use runnel_runner_core::stage::{guarded, output_ops, SideProgress, StageExecutor, StageSink};
-use runnel_runner_core::{JobResult, JobState, RunError, RunnerOptions};
+use runnel_runner_core::{JobResult, JobState, ProgressSink, RunError, RunnerOptions};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -142,6 +142,8 @@ pub(crate) struct Scheduler {
     /// The TestStream's clock (processing time moves only on its events).
     test_clock: Option<Arc<ManualClock>>,
     cancel: CancelSignal,
+    /// Told the elements each stage takes in, per batch.
+    progress: Option<Arc<dyn ProgressSink>>,
     observer: Option<StepObserver>,
     /// Whether the TestStream's first event was replayed (the `Start` step is reported before).
     stream_started: bool,
@@ -214,6 +216,9 @@ impl StageSink for Sink<'_> {
         ops: &dyn ElementOps,
         batch: &mut Batch,
     ) -> Result<(), RunError> {
+        if let Some(progress) = &self.scheduler.progress {
+            progress.record(self.stage, producer, ops.len(batch) as u64);
+        }
         if !self.scheduler.checks {
             return Ok(());
         }
@@ -343,6 +348,7 @@ impl Scheduler {
             clock,
             test_clock,
             cancel: options.cancel.clone(),
+            progress: options.progress.clone(),
             observer: direct.step_observer.clone(),
             stream_started: false,
         })

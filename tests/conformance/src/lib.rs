@@ -262,6 +262,8 @@ macro_rules! conformance_suite {
                 dofn_error_in_finish_bundle_fails_run,
                 dofn_error_in_setup_fails_run,
                 combine_fn_panic_fails_run_naming_transform,
+                sum_that_overflows_fails_run_naming_transform_and_key,
+                sum_whose_partial_sums_overflow_when_merged_fails_run,
                 failing_passert_fails_run,
                 passert_on_windowed_input_fails_when_a_window_is_missing,
                 duplicate_transform_names_are_a_construction_error,
@@ -290,3 +292,9 @@ macro_rules! conformance_suite {
         )*
     };
 }
+
+/// The README's Rust examples, compiled (and run unless marked `no_run`) as doctests, so the
+/// "pipeline in 15 lines" a user pastes into their own crate keeps compiling.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeExamples;

@@ -116,3 +116,29 @@ fn dump_graph_writes_the_graph_and_runs_nothing() {
     graph.environment.binary_fingerprint = None;
     insta::assert_snapshot!("user_score_graph", graph.to_json());
 }
+
+#[test]
+fn a_total_that_overflows_fails_naming_the_transform_and_the_user_and_writes_nothing() {
+    let dir = TempDir::new().unwrap();
+    let max = i64::MAX;
+    write(
+        dir.path(),
+        "events.csv",
+        &format!(
+            "user1_Bat,Bat,{max},1445230923951,2015-11-02 09:09:28.224\n\
+             user1_Bat,Bat,1,1445230923952,2015-11-02 09:09:28.225\n\
+             user2_Cat,Cat,7,1445230923953,2015-11-02 09:09:28.226\n"
+        ),
+    );
+    let run = run_example("user_score", dir.path(), &["--input=events.csv", "--output=out/scores"]);
+    assert!(!run.success, "a wrapped (negative) total must not pass as a result: {run:?}");
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert_eq!(run.stderr.lines().count(), 1, "one line on stderr: {:?}", run.stderr);
+    assert!(run.stderr.starts_with("error: "), "{}", run.stderr);
+    for part in ["'ExtractUserScore/SumScores'", "key \"user1_Bat\"", "sum overflowed i64"] {
+        assert!(run.stderr.contains(part), "{part} in {}", run.stderr);
+    }
+    let shards: Vec<String> =
+        file_names(&dir.path().join("out")).into_iter().filter(|n| n.starts_with("scores")).collect();
+    assert!(shards.is_empty(), "no output left behind: {shards:?}");
+}

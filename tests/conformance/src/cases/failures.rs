@@ -120,6 +120,44 @@ pub fn combine_fn_panic_fails_run_naming_transform(options: PipelineOptions) {
     assert_contains_all(&message, &["'Fold'", "cannot add 2"]);
 }
 
+/// A built-in Sum over integers whose total does not fit fails the run naming the transform and
+/// the key, instead of wrapping around (checked arithmetic, the same in every build profile).
+pub fn sum_that_overflows_fails_run_naming_transform_and_key(options: PipelineOptions) {
+    let message = expect_run_failure(options, |p| {
+        let kvs = p.apply(
+            "Create",
+            Create::of(vec![
+                ("alice".to_string(), i64::MAX - 1),
+                ("alice".into(), 1),
+                ("alice".into(), 1),
+                ("bob".into(), 1),
+            ]),
+        );
+        kvs.combine_per_key("SumScores", combine::Sum::<i64>::new()).apply("Check", PAssert::is_empty());
+    });
+    assert_contains_all(&message, &["'SumScores'", "key \"alice\"", "sum overflowed i64"]);
+}
+
+/// Two accumulators that each fit but whose sum does not: merging them fails the run too (one
+/// element per bundle, so a lifted combine folds each alone and the overflow happens when the
+/// partial sums merge), and so does a combine of a grouping's values (`Combine::grouped_values`).
+pub fn sum_whose_partial_sums_overflow_when_merged_fails_run(options: PipelineOptions) {
+    let half = i64::MAX / 2 + 1;
+    let message = expect_run_failure(options.clone().with_bundle_size(1), move |p| {
+        let xs = p.apply("Create", Create::of(vec![half; 4]));
+        xs.apply("Total", Combine::globally(combine::Sum::<i64>::new())).apply("Check", PAssert::is_empty());
+    });
+    assert_contains_all(&message, &["'Total", "sum overflowed i64"]);
+    let half = u32::MAX / 2 + 1;
+    let message = expect_run_failure(options, move |p| {
+        let groups = p.apply("Create", Create::of(vec![(7u8, vec![half, half])]));
+        groups
+            .apply("SumGroups", Combine::grouped_values(combine::Sum::<u32>::new()))
+            .apply("Check", PAssert::is_empty());
+    });
+    assert_contains_all(&message, &["'SumGroups", "key 7", "sum overflowed u32"]);
+}
+
 /// A failing PAssert fails the run, naming the assertion and showing expected and actual.
 pub fn failing_passert_fails_run(options: PipelineOptions) {
     let message = expect_run_failure(options.clone(), |p| {
