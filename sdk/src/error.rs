@@ -62,10 +62,10 @@ mod tests {
 
     #[test]
     fn debug_prints_the_message_and_its_causes_on_one_line() {
-        let error = PipelineError::RunnerNotAvailable("rayon");
+        let error = PipelineError::RunnerNotAvailable("grpc");
         assert_eq!(
             format!("{error:?}"),
-            "the rayon runner is not available yet in this build of Runnel (available: direct)"
+            "the grpc runner is not available yet in this build of Runnel (available: direct, rayon)"
         );
         let run = PipelineError::Run(runnel_runner_core::RunError::UserCode {
             transform: "Sum".into(),
