@@ -46,6 +46,9 @@ pub trait ElementOps: Send + Sync {
     /// concatenated). A truncated element, or bytes left over after the last whole element, is an
     /// error naming the byte offset: nothing is dropped silently.
     fn decode(&self, bytes: &[u8]) -> Result<Batch, UserError>;
+    /// About how many bytes the batch's elements encode to: the encoded size of a few sampled
+    /// elements, scaled to the batch (for progress reports; cheap, never exact).
+    fn estimated_bytes(&self, batch: &Batch) -> u64;
     /// Encodes and decodes every element, failing if the coder cannot round-trip it.
     fn check_encoding(&self, batch: &Batch) -> Result<(), UserError>;
     /// Re-windows every element: `assign(timestamp, current window)` lists its new windows.

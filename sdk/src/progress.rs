@@ -58,8 +58,8 @@ pub(crate) struct StderrReport {
 
 #[derive(Debug, Default)]
 struct ReportState {
-    /// Elements produced, per stage, per transform.
-    stages: BTreeMap<usize, BTreeMap<String, u64>>,
+    /// Elements produced and their estimated bytes, per stage, per transform.
+    stages: BTreeMap<usize, BTreeMap<String, (u64, u64)>>,
     /// When the lines were last drawn.
     drawn_at: Option<Instant>,
     /// How many lines are on the screen now.
@@ -85,13 +85,16 @@ impl StderrReport {
 }
 
 impl ProgressSink for StderrReport {
-    fn record(&self, stage: usize, transform: &str, elements: u64) {
+    fn record(&self, stage: usize, transform: &str, elements: u64, bytes: u64) {
         let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let per_transform = state.stages.entry(stage).or_default();
         match per_transform.get_mut(transform) {
-            Some(n) => *n += elements,
+            Some((n, b)) => {
+                *n += elements;
+                *b += bytes;
+            }
             None => {
-                per_transform.insert(transform.to_string(), elements);
+                per_transform.insert(transform.to_string(), (elements, bytes));
             }
         }
         if !self.draw {
@@ -122,14 +125,30 @@ fn erase(out: &mut String, lines: usize) {
 }
 
 /// The progress lines: elapsed time, then per stage the transform that produced the most.
-fn progress_lines(elapsed: Duration, stages: &BTreeMap<usize, BTreeMap<String, u64>>) -> Vec<String> {
+fn progress_lines(elapsed: Duration, stages: &BTreeMap<usize, BTreeMap<String, (u64, u64)>>) -> Vec<String> {
     let mut lines = vec![format!("runnel: running for {:.1}s", elapsed.as_secs_f64())];
     for (stage, transforms) in stages {
-        if let Some((transform, n)) = transforms.iter().max_by_key(|(_, n)| **n) {
-            lines.push(format!("  stage {stage}: {transform} produced {n} elements"));
+        if let Some((transform, (n, bytes))) = transforms.iter().max_by_key(|(_, (n, _))| *n) {
+            lines.push(format!("  stage {stage}: {transform} produced {n} elements, ~{}", human_bytes(*bytes)));
         }
     }
     lines
+}
+
+/// `bytes` in B, KB, MB or GB (powers of 1024), one decimal above bytes.
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KB", "MB", "GB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 /// The end-of-job summary: elapsed time, every counter and distribution.
@@ -173,14 +192,14 @@ mod tests {
     #[test]
     fn progress_shows_per_stage_the_transform_that_produced_most() {
         let mut stages = BTreeMap::new();
-        stages.insert(0, BTreeMap::from([("Read".to_string(), 3), ("Split".to_string(), 12)]));
-        stages.insert(1, BTreeMap::from([("Count".to_string(), 5)]));
+        stages.insert(0, BTreeMap::from([("Read".to_string(), (3, 300)), ("Split".to_string(), (12, 3 << 20))]));
+        stages.insert(1, BTreeMap::from([("Count".to_string(), (5, 40))]));
         assert_eq!(
             progress_lines(Duration::from_millis(2100), &stages),
             [
                 "runnel: running for 2.1s",
-                "  stage 0: Split produced 12 elements",
-                "  stage 1: Count produced 5 elements"
+                "  stage 0: Split produced 12 elements, ~3.0 MB",
+                "  stage 1: Count produced 5 elements, ~40 B"
             ]
         );
     }

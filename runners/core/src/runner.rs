@@ -107,12 +107,14 @@ pub struct RunnerOptions {
     pub progress: Option<Arc<dyn ProgressSink>>,
 }
 
-/// Receives a running job's progress: the elements each transform produces. Called from the
+/// Receives a running job's progress: the elements each transform produces, and about how many
+/// bytes they encode to ([`runnel_model::exec::ElementOps::estimated_bytes`]). Called from the
 /// runner's threads, once per batch (never per element); implementations keep it cheap (add to
 /// counters, render at most a few times a second).
 pub trait ProgressSink: Send + Sync + std::fmt::Debug {
-    /// `transform`, fused in stage `stage` (index in the plan), produced `elements` more elements.
-    fn record(&self, stage: usize, transform: &str, elements: u64);
+    /// `transform`, fused in stage `stage` (index in the plan), produced `elements` more elements
+    /// of about `bytes` bytes.
+    fn record(&self, stage: usize, transform: &str, elements: u64, bytes: u64);
 }
 
 impl Default for RunnerOptions {

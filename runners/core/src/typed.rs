@@ -176,6 +176,20 @@ impl<T: Data> ElementOps for TypedOps<T> {
         Ok(Box::new(decode_elements::<T>(bytes)?))
     }
 
+    fn estimated_bytes(&self, batch: &Batch) -> u64 {
+        const SAMPLES: usize = 8;
+        let v = downcast_ref::<T>(batch);
+        if v.is_empty() {
+            return 0;
+        }
+        let step = v.len().div_ceil(SAMPLES);
+        let (sampled, bytes) = v
+            .iter()
+            .step_by(step)
+            .fold((0u64, 0u64), |(n, b), wv| (n + 1, b + bincode::serialized_size(&wv.value).unwrap_or(0)));
+        bytes.saturating_mul(v.len() as u64) / sampled.max(1)
+    }
+
     fn check_encoding(&self, batch: &Batch) -> Result<(), UserError> {
         for wv in downcast_ref::<T>(batch) {
             let fail = |what: String| -> UserError {

@@ -42,7 +42,10 @@ fn on_a_terminal_progress_lines_show_elements_per_stage_then_the_summary() {
     assert!(screen.contains("runnel: running for "), "progress lines on a terminal: {screen:?}");
     // The first batch is drawn at once, later ones at most every 200 ms: which transform shows
     // depends on the machine's speed, not that one does.
-    assert!(screen.contains("  stage ") && screen.contains(" produced "), "elements per stage: {screen:?}");
+    assert!(
+        screen.contains("  stage ") && screen.contains(" produced ") && screen.contains(" elements, ~"),
+        "elements and bytes per stage: {screen:?}"
+    );
     assert!(screen.contains("\x1b[J"), "progress lines are redrawn in place: {screen:?}");
     assert!(screen.contains("runnel: job finished in "), "the summary at the end: {screen:?}");
 }
