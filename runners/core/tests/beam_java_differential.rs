@@ -12,40 +12,19 @@
 //! watermark hold, and the same dropped counts.
 
 use proptest::prelude::*;
-use runnel_model::exec::{KeyedContext, KeyedOperator, UserError};
+use runnel_model::exec::{KeyedContext, KeyedOperator};
 use runnel_model::metrics::{MetricsSnapshot, StepMetrics};
 use runnel_model::{
     AccumulationMode, ClosingBehavior, OnTimeBehavior, PaneInfo, PaneTiming, TimeTransform, Timestamp,
     TimestampCombiner, Trigger, Window, WindowFnSpec, WindowedValue, WindowingStrategy,
 };
-use runnel_runner_core::group::{GroupAlsoByWindow, Reducer};
+use runnel_runner_core::group::GroupAlsoByWindow;
 use runnel_runner_core::trigger::{self, TriggerState, TriggerTime};
 use runnel_runner_core::typed::downcast;
 use runnel_runner_core::windows::assign;
 
-struct Sum;
-
-impl Reducer<u8, i64> for Sum {
-    type State = i64;
-    type Output = i64;
-    fn create(&self, _: &u8) -> Result<i64, UserError> {
-        Ok(0)
-    }
-    fn add(&self, _: &u8, s: &mut i64, v: i64) -> Result<(), UserError> {
-        *s += v;
-        Ok(())
-    }
-    fn merge(&self, _: &u8, s: &mut i64, o: i64) -> Result<(), UserError> {
-        *s += o;
-        Ok(())
-    }
-    fn extract(&self, _: &u8, s: &i64) -> Result<i64, UserError> {
-        Ok(*s)
-    }
-    fn extract_owned(&self, _: &u8, s: i64) -> Result<i64, UserError> {
-        Ok(s)
-    }
-}
+mod common;
+use common::Sum;
 
 /// One emitted pane: key, sum, window, timestamp, pane.
 type Out = (u8, i64, Window, Timestamp, PaneInfo);

@@ -7,39 +7,14 @@
 //! `key window sum @timestamp TIMING index/non-speculative-index [last]`. The expected panes are
 //! what Beam Java produces for the same steps; the comments say which of its rules decides.
 
-use runnel_model::exec::{Batch, KeyedContext, KeyedOperator, UserError};
+use runnel_model::exec::{Batch, KeyedContext, KeyedOperator};
 use runnel_model::metrics::{MetricsSnapshot, StepMetrics};
 use runnel_model::{
     AccumulationMode, PaneTiming, Timestamp, TimestampCombiner, Trigger, Window, WindowFnSpec, WindowedValue,
     WindowingStrategy,
 };
-use runnel_runner_core::group::{GroupAlsoByWindow, Reducer};
+use runnel_runner_core::group::GroupAlsoByWindow;
 use runnel_runner_core::windows::assign;
-
-/// Sums i64 values.
-struct Sum;
-
-impl Reducer<String, i64> for Sum {
-    type State = i64;
-    type Output = i64;
-    fn create(&self, _: &String) -> Result<i64, UserError> {
-        Ok(0)
-    }
-    fn add(&self, _: &String, s: &mut i64, v: i64) -> Result<(), UserError> {
-        *s += v;
-        Ok(())
-    }
-    fn merge(&self, _: &String, s: &mut i64, o: i64) -> Result<(), UserError> {
-        *s += o;
-        Ok(())
-    }
-    fn extract(&self, _: &String, s: &i64) -> Result<i64, UserError> {
-        Ok(*s)
-    }
-    fn extract_owned(&self, _: &String, s: i64) -> Result<i64, UserError> {
-        Ok(s)
-    }
-}
 
 /// One emitted pane with everything Beam's `PaneInfo` and the output timestamp say.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +56,9 @@ fn pane(
 }
 
 use PaneTiming::{Early, Late, OnTime};
+
+mod common;
+use common::Sum;
 
 struct Harness {
     op: Box<dyn KeyedOperator>,

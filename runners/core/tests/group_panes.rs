@@ -1,39 +1,17 @@
 //! Panes of the shared grouping, driven step by step as a runner would: elements, watermark and
 //! processing time in, panes out. Each test is a transcript in the style of Beam's trigger tests.
 
-use runnel_model::exec::{Batch, KeyedContext, KeyedOperator, UserError};
+use runnel_model::exec::{Batch, KeyedContext, KeyedOperator};
 use runnel_model::metrics::{MetricsSnapshot, StepMetrics};
 use runnel_model::{
     AccumulationMode, ClosingBehavior, PaneTiming, TimeTransform, Timestamp, TimestampCombiner, Trigger, Window,
     WindowFnSpec, WindowedValue, WindowingStrategy,
 };
-use runnel_runner_core::group::{GroupAlsoByWindow, Reducer};
+use runnel_runner_core::group::GroupAlsoByWindow;
 use runnel_runner_core::windows::assign;
 
-/// Sums i64 values.
-struct SumReducer;
-
-impl Reducer<String, i64> for SumReducer {
-    type State = i64;
-    type Output = i64;
-    fn create(&self, _: &String) -> Result<i64, UserError> {
-        Ok(0)
-    }
-    fn add(&self, _: &String, s: &mut i64, v: i64) -> Result<(), UserError> {
-        *s += v;
-        Ok(())
-    }
-    fn merge(&self, _: &String, s: &mut i64, o: i64) -> Result<(), UserError> {
-        *s += o;
-        Ok(())
-    }
-    fn extract(&self, _: &String, s: &i64) -> Result<i64, UserError> {
-        Ok(*s)
-    }
-    fn extract_owned(&self, _: &String, s: i64) -> Result<i64, UserError> {
-        Ok(s)
-    }
-}
+mod common;
+use common::Sum as SumReducer;
 
 /// One emitted pane, flattened for comparison.
 #[derive(Debug, Clone, PartialEq, Eq)]

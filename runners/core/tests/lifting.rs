@@ -7,33 +7,12 @@ use runnel_model::metrics::StepMetrics;
 use runnel_model::{
     PaneInfo, Timestamp, TimestampCombiner, Trigger, Window, WindowFnSpec, WindowedValue, WindowingStrategy,
 };
-use runnel_runner_core::group::{GroupAlsoByWindow, Reducer};
+use runnel_runner_core::group::GroupAlsoByWindow;
 use runnel_runner_core::lift::{allows_lifting, MergeAccumulators, Precombine};
 use runnel_runner_core::windows::assign;
 
-struct SumReducer;
-
-impl Reducer<u8, i64> for SumReducer {
-    type State = i64;
-    type Output = i64;
-    fn create(&self, _: &u8) -> Result<i64, UserError> {
-        Ok(0)
-    }
-    fn add(&self, _: &u8, s: &mut i64, v: i64) -> Result<(), UserError> {
-        *s += v;
-        Ok(())
-    }
-    fn merge(&self, _: &u8, s: &mut i64, o: i64) -> Result<(), UserError> {
-        *s += o;
-        Ok(())
-    }
-    fn extract(&self, _: &u8, s: &i64) -> Result<i64, UserError> {
-        Ok(*s)
-    }
-    fn extract_owned(&self, _: &u8, s: i64) -> Result<i64, UserError> {
-        Ok(s)
-    }
-}
+mod common;
+use common::Sum as SumReducer;
 
 struct NoSides;
 impl SideInputAccess for NoSides {

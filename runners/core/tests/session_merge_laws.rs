@@ -8,7 +8,7 @@
 //! agrees with buffering the values).
 
 use proptest::prelude::*;
-use runnel_model::exec::{Batch, KeyedContext, KeyedOperator, UserError};
+use runnel_model::exec::{Batch, KeyedContext, KeyedOperator};
 use runnel_model::metrics::StepMetrics;
 use runnel_model::{PaneInfo, Timestamp, Window, WindowFnSpec, WindowedValue, WindowingStrategy};
 use runnel_runner_core::group::{BufferValues, GroupAlsoByWindow, Reducer};
@@ -16,36 +16,14 @@ use runnel_runner_core::typed::downcast;
 use runnel_runner_core::windows::assign;
 use std::collections::BTreeMap;
 
+mod common;
+use common::Sum as SumValues;
+
 /// `(key, timestamp, value)`.
 type Event = (u8, i64, i64);
 
 /// What a grouping emitted: `(key, output)` per pane.
 type Grouped<O> = Vec<WindowedValue<(u8, O)>>;
-
-/// A summing reducer, to check that merged state equals the state of the merged values.
-struct SumValues;
-
-impl Reducer<u8, i64> for SumValues {
-    type State = i64;
-    type Output = i64;
-    fn create(&self, _: &u8) -> Result<i64, UserError> {
-        Ok(0)
-    }
-    fn add(&self, _: &u8, state: &mut i64, value: i64) -> Result<(), UserError> {
-        *state += value;
-        Ok(())
-    }
-    fn merge(&self, _: &u8, state: &mut i64, other: i64) -> Result<(), UserError> {
-        *state += other;
-        Ok(())
-    }
-    fn extract(&self, _: &u8, state: &i64) -> Result<i64, UserError> {
-        Ok(*state)
-    }
-    fn extract_owned(&self, _: &u8, state: i64) -> Result<i64, UserError> {
-        Ok(state)
-    }
-}
 
 /// Groups `bundles` of events in sessions of `gap` (the default trigger, batch: the watermark stays at −∞ until every
 /// bundle is in, then jumps to +∞). Returns the outputs and the step's metrics.
