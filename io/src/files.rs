@@ -48,7 +48,7 @@
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -221,6 +221,57 @@ pub fn expand_pattern(pattern: &str) -> Result<Vec<PathBuf>, FileError> {
     Ok(files.into_iter().collect())
 }
 
+/// The size of the byte ranges [`split_files`] cuts files into when the caller has no better idea: small enough that
+/// a 200 MB file keeps every core of a machine busy, large enough that the cost of a range (opening the file, one
+/// partial line skipped) does not show.
+pub const DEFAULT_SPLIT_BYTES: u64 = 8 << 20;
+
+/// A byte range of a file whose lines one reader reads: the lines that start in `start..end` (see
+/// [`LineReader::open_range`]).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct FileRange {
+    /// The file.
+    pub path: PathBuf,
+    /// The first byte of the range.
+    pub start: u64,
+    /// The first byte after the range.
+    pub end: u64,
+}
+
+impl FileRange {
+    /// A reader of the lines of this range.
+    ///
+    /// # Errors
+    ///
+    /// As [`LineReader::open_range`].
+    pub fn open(&self) -> Result<LineReader, FileError> {
+        LineReader::open_range(&self.path, self.start, self.end)
+    }
+}
+
+/// Cuts each file into ranges of about `split_bytes` bytes (at least 1) that tile it, so that the ranges' lines are
+/// the file's lines, each exactly once. An empty file has no range. The sizes are read now: lines appended to a
+/// file later are not read past the end of its last range's line.
+///
+/// # Errors
+///
+/// [`FileError::Io`] naming a file whose size cannot be read.
+pub fn split_files(paths: &[PathBuf], split_bytes: u64) -> Result<Vec<FileRange>, FileError> {
+    let split_bytes = split_bytes.max(1);
+    let mut ranges = Vec::new();
+    for path in paths {
+        let len = fs::metadata(path).map_err(|e| FileError::io("read metadata of", path, e))?.len();
+        let mut start = 0;
+        while start < len {
+            // The last range takes a short tail rather than leaving a sliver of its own.
+            let end = if len - start < split_bytes + split_bytes / 4 { len } else { start + split_bytes };
+            ranges.push(FileRange { path: path.clone(), start, end });
+            start = end;
+        }
+    }
+    Ok(ranges)
+}
+
 /// Whether `path` is a regular file (following symbolic links); a path that does not exist is not.
 fn is_regular_file(path: &Path) -> Result<bool, FileError> {
     match fs::metadata(path) {
@@ -267,6 +318,11 @@ pub struct LineReader {
     buf: Vec<u8>,
     /// The number of lines read so far.
     line: u64,
+    /// The byte offset of the next line.
+    offset: u64,
+    /// Where the lines of this reader's range start, and the offset from which no line is its own (`u64::MAX` for a
+    /// whole file).
+    range: (u64, u64),
     /// Set at the end of the file and after an error.
     done: bool,
 }
@@ -278,15 +334,31 @@ impl LineReader {
     ///
     /// [`FileError::Io`] naming the path if the file cannot be opened.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, FileError> {
+        Self::open_range(path, 0, u64::MAX)
+    }
+
+    /// Opens `path` to read the lines that **start** in the byte range `start..end`: the line in progress at `start`
+    /// belongs to the range before, and the line in progress at `end` is read whole. Ranges that tile a file
+    /// (`0..a`, `a..b`, …, `z..len`) therefore read every line exactly once, wherever the cuts fall, which is how a
+    /// large file is read in parallel. Error messages still give the line's number in the whole file.
+    ///
+    /// # Errors
+    ///
+    /// [`FileError::Io`] naming the path if the file cannot be opened or read up to the first line of the range.
+    pub fn open_range(path: impl AsRef<Path>, start: u64, end: u64) -> Result<Self, FileError> {
         let path = path.as_ref();
         let file = File::open(path).map_err(|e| FileError::io("open", path, e))?;
-        Ok(LineReader {
-            path: path.to_owned(),
-            reader: BufReader::with_capacity(BUFFER_CAPACITY, file),
-            buf: Vec::new(),
-            line: 0,
-            done: false,
-        })
+        let mut reader = BufReader::with_capacity(BUFFER_CAPACITY, file);
+        let mut buf = Vec::new();
+        let mut offset = 0;
+        if start > 0 {
+            // The first line of the range is the first one starting at or after `start`: skip to just after the
+            // first `\n` at or after `start - 1`.
+            reader.seek(io::SeekFrom::Start(start - 1)).map_err(|e| FileError::io("seek in", path, e))?;
+            let skipped = reader.read_until(b'\n', &mut buf).map_err(|e| FileError::io("read", path, e))?;
+            offset = start - 1 + skipped as u64;
+        }
+        Ok(LineReader { path: path.to_owned(), reader, buf, line: 0, offset, range: (offset, end), done: false })
     }
 
     /// The path of the file being read.
@@ -294,7 +366,8 @@ impl LineReader {
         &self.path
     }
 
-    /// The number of lines read so far, which is also the (1-based) number of the last line returned.
+    /// The number of lines read so far, which is also the (1-based) number of the last line returned when the reader
+    /// started at the beginning of the file (for a range, it counts from the range's first line).
     pub fn line_number(&self) -> u64 {
         self.line
     }
@@ -311,20 +384,25 @@ impl LineReader {
         if self.done {
             return Ok(None);
         }
+        if self.offset >= self.range.1 {
+            self.done = true;
+            return Ok(None);
+        }
+        let at_file_start = self.offset == 0;
         self.buf.clear();
         match self.reader.read_until(b'\n', &mut self.buf) {
             Ok(0) => {
                 self.done = true;
                 return Ok(None);
             }
-            Ok(_) => {}
+            Ok(read) => self.offset += read as u64,
             Err(e) => {
                 self.done = true;
                 return Err(FileError::io("read", &self.path, e));
             }
         }
         let mut bytes = &self.buf[..];
-        if self.line == 0 {
+        if at_file_start {
             if let Some(rest) = bytes.strip_prefix(UTF8_BOM) {
                 if rest.is_empty() {
                     // The file is a byte order mark and nothing else: it has no lines.
@@ -345,8 +423,31 @@ impl LineReader {
             Ok(line) => Ok(Some(line)),
             Err(_) => {
                 self.done = true;
-                Err(FileError::InvalidUtf8 { path: self.path.clone(), line: self.line })
+                Err(match self.lines_before_range() {
+                    Ok(before) => FileError::InvalidUtf8 { path: self.path.clone(), line: before + self.line },
+                    Err(e) => e,
+                })
             }
+        }
+    }
+
+    /// How many lines of the file precede this reader's range: counted only when an error needs a line number, so
+    /// that reading a range never pays for it.
+    fn lines_before_range(&self) -> Result<u64, FileError> {
+        let start = self.range.0;
+        if start == 0 {
+            return Ok(0);
+        }
+        let file = File::open(&self.path).map_err(|e| FileError::io("open", &self.path, e))?;
+        let mut prefix = BufReader::with_capacity(BUFFER_CAPACITY, file).take(start);
+        let mut chunk = vec![0u8; BUFFER_CAPACITY];
+        let mut lines = 0u64;
+        loop {
+            let n = prefix.read(&mut chunk).map_err(|e| FileError::io("read", &self.path, e))?;
+            if n == 0 {
+                return Ok(lines);
+            }
+            lines += chunk[..n].iter().filter(|b| **b == b'\n').count() as u64;
         }
     }
 
@@ -775,6 +876,66 @@ mod tests {
         let dir = TempDir::new().unwrap();
         let path = write(dir.path(), "input.txt", contents);
         LineReader::open(&path).unwrap().collect::<Result<_, _>>().unwrap()
+    }
+
+    /// The lines of `contents` read as the ranges cut at `cuts` (sorted offsets inside the file).
+    fn lines_by_ranges(path: &Path, len: u64, cuts: &[u64]) -> Vec<String> {
+        let mut bounds = vec![0];
+        bounds.extend_from_slice(cuts);
+        bounds.push(len);
+        bounds
+            .windows(2)
+            .flat_map(|w| LineReader::open_range(path, w[0], w[1]).unwrap().collect::<Result<Vec<_>, _>>().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn ranges_cut_anywhere_read_every_line_once() {
+        let dir = TempDir::new().unwrap();
+        for contents in [
+            &b"alpha\nbe\n\ngamma delta\r\nx\n"[..],
+            b"\xEF\xBB\xBFbom first\nsecond\nno newline at end",
+            b"\n\n\n",
+            b"one line only",
+            "ünïcödé\nzwei\n".as_bytes(),
+        ] {
+            let path = write(dir.path(), "input.txt", contents);
+            let whole = lines_of(contents);
+            let len = contents.len() as u64;
+            for a in 1..len {
+                assert_eq!(lines_by_ranges(&path, len, &[a]), whole, "one cut at {a} of {contents:?}");
+                for b in a + 1..len {
+                    assert_eq!(lines_by_ranges(&path, len, &[a, b]), whole, "cuts at {a}, {b} of {contents:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn split_files_tiles_each_file_and_skips_empty_ones() {
+        let dir = TempDir::new().unwrap();
+        let text: String = (0..500).map(|i| format!("line {i}\n")).collect();
+        let big = write(dir.path(), "big.txt", text.as_bytes());
+        let empty = write(dir.path(), "empty.txt", b"");
+        let ranges = split_files(&[big.clone(), empty], 1000).unwrap();
+        assert!(ranges.len() > 3, "{ranges:?}");
+        assert!(ranges.iter().all(|r| r.path == big));
+        assert_eq!(ranges[0].start, 0);
+        assert_eq!(ranges.last().unwrap().end, text.len() as u64);
+        assert!(ranges.windows(2).all(|w| w[0].end == w[1].start));
+        let lines: Vec<String> = ranges.iter().flat_map(|r| r.open().unwrap().map(Result::unwrap)).collect();
+        assert_eq!(lines, lines_of(text.as_bytes()));
+    }
+
+    #[test]
+    fn an_error_in_a_range_names_the_line_in_the_whole_file() {
+        let dir = TempDir::new().unwrap();
+        let path = write(dir.path(), "bad.txt", b"one\ntwo\nthree\nf\xFFour\nfive\n");
+        let mut reader = LineReader::open_range(&path, 8, 30).unwrap();
+        assert_eq!(reader.read_line().unwrap(), Some("three"));
+        let err = reader.read_line().unwrap_err();
+        assert!(matches!(err, FileError::InvalidUtf8 { line: 4, .. }), "{err}");
+        assert!(err.to_string().contains("bad.txt at line 4"), "{err}");
     }
 
     fn pattern_in(dir: &TempDir, pattern: &str) -> String {

@@ -13,8 +13,9 @@
 //! Pattern (Create) ─▶ ExpandPattern (ParDo) ─▶ Reshuffle ─▶ ReadFiles (ParDo)
 //! ```
 //!
-//! The glob is expanded when the job runs, not when the pipeline is built, and the matched files are spread over
-//! workers by the reshuffle. A pattern matching nothing fails the job with "no file matches the input pattern
+//! The glob is expanded when the job runs, not when the pipeline is built; the matched files are cut into byte
+//! ranges of about 8 MiB, each read from its first whole line to the line that crosses its end, and the reshuffle
+//! spreads the ranges over workers, so that one large file is read on every core. A pattern matching nothing fails the job with "no file matches the input pattern
 //! '…'"; a line that is not valid UTF-8 fails it with an error naming the file and the line.
 //!
 //! # Writing
@@ -51,7 +52,10 @@ use runnel::{BoxError, DoFn, DoFnContext, PBegin, PCollection, PCollectionView, 
 use serde::{Deserialize, Serialize};
 
 use crate::commit::PrefixLock;
-use crate::files::{check_output_prefix, expand_pattern, new_job_token, LineReader, ShardWriter, TempShard};
+use crate::files::{
+    check_output_prefix, expand_pattern, new_job_token, split_files, FileRange, ShardWriter, TempShard,
+    DEFAULT_SPLIT_BYTES,
+};
 
 /// The number of shards [`WriteToText`] writes when none is set (or 0 is set: "the runner chooses").
 pub const DEFAULT_NUM_SHARDS: usize = 1;
@@ -77,13 +81,21 @@ pub const DEFAULT_NUM_SHARDS: usize = 1;
 #[derive(Clone, Debug)]
 pub struct ReadFromText {
     pattern: String,
+    split_bytes: u64,
 }
 
 impl ReadFromText {
     /// Reads the files matching `pattern`: a path, or a glob such as `data/*.txt` (see
     /// [`crate::files::expand_pattern`]). The pattern is expanded when the job runs.
     pub fn new(pattern: impl Into<String>) -> Self {
-        ReadFromText { pattern: pattern.into() }
+        ReadFromText { pattern: pattern.into(), split_bytes: DEFAULT_SPLIT_BYTES }
+    }
+
+    /// Cuts the matched files into ranges of about `bytes` bytes (at least 1), each read by one worker; the default
+    /// is [`DEFAULT_SPLIT_BYTES`]. Smaller ranges spread a file over more workers at a small cost per range.
+    pub fn with_split_bytes(mut self, bytes: u64) -> Self {
+        self.split_bytes = bytes.max(1);
+        self
     }
 
     /// The input pattern.
@@ -99,23 +111,27 @@ impl PTransform<PBegin> for ReadFromText {
         input
             .pipeline()
             .apply("Pattern", Create::of(vec![self.pattern]))
-            .apply("ExpandPattern", ParDo::registered(ExpandPatternFn))
+            .apply("ExpandPattern", ParDo::registered(ExpandPatternFn { split_bytes: self.split_bytes }))
             .apply("Reshuffle", Reshuffle)
             .apply("ReadFiles", ParDo::registered(ReadFileFn))
     }
 }
 
-/// Expands an input pattern into the files it matches; fails if it matches none.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct ExpandPatternFn;
+/// Expands an input pattern into the files it matches, cut into byte ranges of about `split_bytes` (see
+/// [`split_files`]), so that a large file is read by several workers at once; fails if the pattern matches no file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExpandPatternFn {
+    /// The size of the ranges.
+    pub split_bytes: u64,
+}
 
 impl DoFn for ExpandPatternFn {
     type In = String;
-    type Out = PathBuf;
+    type Out = FileRange;
 
-    fn process(&mut self, pattern: String, ctx: &mut DoFnContext<'_, '_, PathBuf>) -> Result<(), BoxError> {
-        for path in expand_pattern(&pattern)? {
-            ctx.emit(path);
+    fn process(&mut self, pattern: String, ctx: &mut DoFnContext<'_, '_, FileRange>) -> Result<(), BoxError> {
+        for range in split_files(&expand_pattern(&pattern)?, self.split_bytes)? {
+            ctx.emit(range);
         }
         Ok(())
     }
@@ -123,16 +139,16 @@ impl DoFn for ExpandPatternFn {
 
 runnel::register_dofn!(ExpandPatternFn, "runnel_io.text.ExpandPattern");
 
-/// Reads a file line by line, emitting each line.
+/// Reads the lines of a range of a file (see [`FileRange`]), emitting each line.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ReadFileFn;
 
 impl DoFn for ReadFileFn {
-    type In = PathBuf;
+    type In = FileRange;
     type Out = String;
 
-    fn process(&mut self, path: PathBuf, ctx: &mut DoFnContext<'_, '_, String>) -> Result<(), BoxError> {
-        let mut reader = LineReader::open(&path)?;
+    fn process(&mut self, range: FileRange, ctx: &mut DoFnContext<'_, '_, String>) -> Result<(), BoxError> {
+        let mut reader = range.open()?;
         while let Some(line) = reader.read_line()? {
             ctx.emit(line.to_owned());
         }
@@ -455,6 +471,36 @@ mod tests {
         let lines = p.apply("Read", ReadFromText::new(format!("{}/big.txt", dir.path().display())));
         lines.apply("Check", PAssert::equal_in_any_order((0..5000).map(|i| i.to_string()).collect()));
         p.run().unwrap();
+    }
+
+    #[test]
+    fn files_cut_into_small_ranges_read_every_line_once() {
+        let dir = TempDir::new().unwrap();
+        let contents: String = (0..300).map(|i| format!("line {i}{}\n", "x".repeat(i % 17))).collect();
+        write(dir.path(), "a.txt", contents.as_bytes());
+        write(dir.path(), "b.txt", "\u{feff}first\r\nsecond".as_bytes());
+        let mut expected: Vec<String> = contents.lines().map(str::to_owned).collect();
+        expected.extend(strings(&["first", "second"]));
+        for split_bytes in [1, 7, 64, 1000, 1 << 20] {
+            let p = Pipeline::new(options().with_bundle_size(3));
+            let pattern = format!("{}/*.txt", dir.path().display());
+            let lines = p.apply("Read", ReadFromText::new(pattern).with_split_bytes(split_bytes));
+            lines.apply("Check", PAssert::equal_in_any_order(expected.clone()));
+            p.run().unwrap_or_else(|e| panic!("split {split_bytes}: {e}"));
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_in_a_later_range_names_the_line_of_the_whole_file() {
+        let dir = TempDir::new().unwrap();
+        let mut contents: Vec<u8> = (0..40).flat_map(|i| format!("line {i}\n").into_bytes()).collect();
+        contents.extend_from_slice(b"bad \xFF\nafter\n");
+        let bad = write(dir.path(), "bad.txt", &contents);
+        let p = Pipeline::new(options());
+        p.apply("Read", ReadFromText::new(bad.to_str().unwrap()).with_split_bytes(50))
+            .apply("Count", Combine::globally(runnel::combine::Count::new()));
+        let error = p.run().unwrap_err().to_string();
+        assert!(error.contains(&format!("invalid UTF-8 in {} at line 41", bad.display())), "{error}");
     }
 
     #[test]
