@@ -26,8 +26,9 @@ use runnel_runner_core::capability::{self, Capabilities, Capability};
 use runnel_runner_core::plan::{OutputKind, Plan, PlanOptions, RootKind};
 use runnel_runner_core::runner::{Clock, WallClock};
 use runnel_runner_core::stage::{guarded, output_ops, SideProgress, StageExecutor, StageSink};
-use runnel_runner_core::{JobResult, JobState, RunError, Runner, RunnerOptions};
-use std::sync::Arc;
+use runnel_runner_core::{JobResult, JobState, ProgressSink, RunError, Runner, RunnerOptions};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// The rayon runner's own options.
 #[derive(Clone, Debug, Default)]
@@ -97,16 +98,65 @@ struct Produced {
     metrics: MetricsSnapshot,
 }
 
-/// A partition's sink: outputs kept in memory, shuffle outputs bucketed by key.
+/// The first failure of a job, seen by every partition: once a partition fails, the others stop at their next
+/// batch instead of running to the end of their input.
+#[derive(Default)]
+struct Failure {
+    raised: AtomicBool,
+    first: Mutex<Option<RunError>>,
+}
+
+impl Failure {
+    /// Records `error` unless an earlier one is recorded (errors of partitions that only stopped are never the
+    /// first).
+    fn raise(&self, error: RunError) {
+        let mut first = self.first.lock().unwrap_or_else(|p| p.into_inner());
+        if first.is_none() {
+            *first = Some(error);
+        }
+        self.raised.store(true, Ordering::SeqCst);
+    }
+
+    fn is_raised(&self) -> bool {
+        self.raised.load(Ordering::Relaxed)
+    }
+
+    /// What a partition returns when it stops because another failed; never reported.
+    fn stopped() -> RunError {
+        RunError::Refused { runner: "rayon", reason: "stopped because another partition failed".into() }
+    }
+
+    fn take(&self) -> Option<RunError> {
+        self.first.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+/// A partition's sink: outputs kept in memory, shuffle outputs bucketed by key; progress reported per batch.
 struct CollectSink<'a> {
+    stage: usize,
     shuffled: &'a [bool],
     ops: &'a [Arc<dyn ElementOps>],
     partitions: usize,
     outputs: Vec<Vec<Vec<Batch>>>,
+    failure: &'a Failure,
+    progress: Option<&'a dyn ProgressSink>,
 }
 
 impl StageSink for CollectSink<'_> {
+    fn inspect(&mut self, producer: &str, _: &str, ops: &dyn ElementOps, batch: &mut Batch) -> Result<(), RunError> {
+        if self.failure.is_raised() {
+            return Err(Failure::stopped());
+        }
+        if let Some(progress) = self.progress {
+            progress.record(self.stage, producer, ops.len(batch) as u64, ops.estimated_bytes(batch));
+        }
+        Ok(())
+    }
+
     fn write(&mut self, output: usize, batch: Batch) -> Result<(), RunError> {
+        if self.failure.is_raised() {
+            return Err(Failure::stopped());
+        }
         if !self.shuffled[output] {
             self.outputs[output][0].push(batch);
             return Ok(());
@@ -223,12 +273,28 @@ impl Execution<'_> {
                 }
             }
             RootKind::Read => {
-                tasks = (0..self.partitions).map(|_| Task { inputs: Vec::new(), sides: Vec::new() }).collect();
+                // Twice as many tasks as partitions, and batches cut so that there are pieces enough for all of
+                // them: a reshuffle of a few file ranges must still keep every core busy, and rayon balances
+                // uneven tasks by stealing.
+                let count = 2 * self.partitions;
+                let port_ops: Vec<Arc<dyn ElementOps>> =
+                    stage.inputs.iter().map(|i| self.ops(&stage.root, &i.pcollection)).collect::<Result<_, _>>()?;
+                let total: usize = inbox
+                    .inputs
+                    .iter()
+                    .zip(&port_ops)
+                    .map(|(l, ops)| l.iter().flatten().map(|b| ops.len(b)).sum::<usize>())
+                    .sum();
+                let piece = total.div_ceil(count).max(1);
+                tasks = (0..count).map(|_| Task { inputs: Vec::new(), sides: Vec::new() }).collect();
                 let mut next = 0;
-                for (port, lists) in inbox.inputs.into_iter().enumerate() {
+                for ((port, lists), ops) in inbox.inputs.into_iter().enumerate().zip(&port_ops) {
                     for batch in lists.into_iter().flatten() {
-                        tasks[next % self.partitions].inputs.push((port, batch));
-                        next += 1;
+                        let pieces = if ops.len(&batch) > piece { ops.split(batch, piece) } else { vec![batch] };
+                        for b in pieces {
+                            tasks[next % count].inputs.push((port, b));
+                            next += 1;
+                        }
                     }
                 }
                 tasks.retain(|t| !t.inputs.is_empty());
@@ -254,28 +320,51 @@ impl Execution<'_> {
             (0..stage.outputs.len()).map(|o| output_ops(self.plan, id, o, self.bindings)).collect::<Result<_, _>>()?;
         let tasks = self.tasks(id, inbox)?;
         let complete = vec![SideProgress { watermark: Timestamp::MAX, complete: true }; stage.side_inputs.len()];
-        tasks
+        let failure = Failure::default();
+        let produced: Result<Vec<Produced>, ()> = tasks
             .into_par_iter()
             .map(|task| {
-                let mut exec = StageExecutor::new(self.plan, id, self.graph, self.bindings)?;
-                let mut sink = CollectSink {
-                    shuffled: &shuffled,
-                    ops: &ops,
-                    partitions: self.partitions,
-                    outputs: shuffled
-                        .iter()
-                        .map(|s| (0..if *s { self.partitions } else { 1 }).map(|_| Vec::new()).collect())
-                        .collect(),
-                };
-                let outcome = self.run_task(&mut exec, task, &complete, &mut sink);
-                let teardown = exec.teardown();
-                outcome?;
-                teardown?;
-                let mut metrics = MetricsSnapshot::default();
-                exec.drain_metrics(&mut metrics);
-                Ok(Produced { outputs: sink.outputs, metrics })
+                if failure.is_raised() {
+                    return Err(());
+                }
+                // A partition stopped by another's failure errs only after that failure is recorded, so the
+                // recorded error is the first real one.
+                self.run_partition(id, task, &shuffled, &ops, &complete, &failure).map_err(|e| failure.raise(e))
             })
-            .collect()
+            .collect();
+        produced.map_err(|()| failure.take().unwrap_or_else(Failure::stopped))
+    }
+
+    /// Runs one partition of stage `id` with its own stage executor.
+    fn run_partition(
+        &self,
+        id: usize,
+        task: Task,
+        shuffled: &[bool],
+        ops: &[Arc<dyn ElementOps>],
+        complete: &[SideProgress],
+        failure: &Failure,
+    ) -> Result<Produced, RunError> {
+        let mut exec = StageExecutor::new(self.plan, id, self.graph, self.bindings)?;
+        let mut sink = CollectSink {
+            stage: id,
+            shuffled,
+            ops,
+            partitions: self.partitions,
+            outputs: shuffled
+                .iter()
+                .map(|s| (0..if *s { self.partitions } else { 1 }).map(|_| Vec::new()).collect())
+                .collect(),
+            failure,
+            progress: self.options.progress.as_deref(),
+        };
+        let outcome = self.run_task(&mut exec, task, complete, &mut sink);
+        let teardown = exec.teardown();
+        outcome?;
+        teardown?;
+        let mut metrics = MetricsSnapshot::default();
+        exec.drain_metrics(&mut metrics);
+        Ok(Produced { outputs: sink.outputs, metrics })
     }
 
     fn run_task(
