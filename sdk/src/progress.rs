@@ -5,9 +5,10 @@
 //! a program's entry opts in once with [`report_to_stderr`], as it installs a `tracing`
 //! subscriber. Then every [`Pipeline::run`](crate::Pipeline::run) of the process, unless its
 //! options say `--progress=off`:
-//! - while the job runs, and only when standard error is a terminal, redraws a few lines at most
-//!   five times a second: the elapsed time and, per stage of the plan, the transform that has
-//!   produced the most elements and how many;
+//! - while the job runs, and only when standard error is a terminal, shows an `indicatif`
+//!   progress bar per stage of the plan, redrawn at most five times a second: the transform of
+//!   the stage that has produced the most records, how many, about how many bytes, and how long
+//!   the stage has run;
 //! - when the job ends, erases them and prints the summary: `runnel: job finished in 1.2s`, then
 //!   one indented line per counter (`counter STEP/NAME = VALUE`) and per distribution
 //!   (`distribution STEP/NAME: count N, min A, max B, mean M`). A failed job prints no summary
@@ -15,6 +16,7 @@
 //!
 //! Runners only count (per batch, through [`ProgressSink`]); they know nothing of terminals.
 
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use runnel_model::metrics::MetricsSnapshot;
 use runnel_runner_core::ProgressSink;
 use std::collections::BTreeMap;
@@ -27,8 +29,8 @@ use std::time::{Duration, Instant};
 /// Set by [`report_to_stderr`].
 static PROGRAM_REPORTS: AtomicBool = AtomicBool::new(false);
 
-/// Shortest time between two redraws of the progress lines.
-const REDRAW_EVERY: Duration = Duration::from_millis(200);
+/// How often the progress bars are redrawn at most, per second.
+const REDRAWS_PER_SECOND: u8 = 5;
 
 /// Makes every later [`Pipeline::run`](crate::Pipeline::run) of this process show progress on
 /// standard error when it is a terminal, and print the summary of the job when it ends (unless
@@ -46,93 +48,90 @@ pub(crate) fn for_job(progress: crate::options::Progress) -> Option<Arc<StderrRe
     Some(Arc::new(StderrReport::new(std::io::stderr().is_terminal())))
 }
 
-/// Counts what each transform produced, draws progress lines on a terminal, and prints the
-/// summary at the end.
+/// Counts what each transform produced, draws a progress bar per stage on a terminal, and
+/// prints the summary at the end.
 #[derive(Debug)]
 pub(crate) struct StderrReport {
     started: Instant,
-    /// Draw progress lines (standard error is a terminal).
-    draw: bool,
+    /// The bars, when standard error is a terminal.
+    bars: Option<MultiProgress>,
     state: Mutex<ReportState>,
 }
 
 #[derive(Debug, Default)]
 struct ReportState {
-    /// Elements produced and their estimated bytes, per stage, per transform.
-    stages: BTreeMap<usize, BTreeMap<String, (u64, u64)>>,
-    /// When the lines were last drawn.
-    drawn_at: Option<Instant>,
-    /// How many lines are on the screen now.
-    lines_on_screen: usize,
+    /// Per stage: elements produced and their estimated bytes per transform, and its bar.
+    stages: BTreeMap<usize, StageProgress>,
+}
+
+#[derive(Debug, Default)]
+struct StageProgress {
+    transforms: BTreeMap<String, (u64, u64)>,
+    bar: Option<ProgressBar>,
 }
 
 impl StderrReport {
     fn new(draw: bool) -> Self {
-        StderrReport { started: Instant::now(), draw, state: Mutex::new(ReportState::default()) }
+        let bars =
+            draw.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(REDRAWS_PER_SECOND)));
+        StderrReport { started: Instant::now(), bars, state: Mutex::new(ReportState::default()) }
     }
 
-    /// Erases the progress lines and, for a job that finished, prints the summary of `metrics`.
+    /// A new stage's bar, placed among the others in stage order: a spinner, the stage, what it
+    /// produced and how long it has run.
+    fn new_bar(bars: &MultiProgress, stage: usize, position: usize) -> ProgressBar {
+        let style = ProgressStyle::with_template("{spinner} stage {prefix}: {msg} ({elapsed})")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        let bar = bars.insert(position, ProgressBar::new_spinner().with_style(style).with_prefix(stage.to_string()));
+        bar.enable_steady_tick(Duration::from_millis(1000 / u64::from(REDRAWS_PER_SECOND)));
+        bar
+    }
+
+    /// Erases the progress bars and, for a job that finished, prints the summary of `metrics`.
     pub(crate) fn finish(&self, metrics: Option<&MetricsSnapshot>) {
         let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut out = String::new();
-        erase(&mut out, state.lines_on_screen);
-        state.lines_on_screen = 0;
-        if let Some(metrics) = metrics {
-            out.push_str(&summary(self.started.elapsed(), metrics));
+        for stage in state.stages.values_mut() {
+            if let Some(bar) = stage.bar.take() {
+                bar.finish_and_clear();
+            }
         }
-        let _ = std::io::stderr().write_all(out.as_bytes());
+        if let Some(bars) = &self.bars {
+            let _ = bars.clear();
+        }
+        if let Some(metrics) = metrics {
+            let _ = std::io::stderr().write_all(summary(self.started.elapsed(), metrics).as_bytes());
+        }
     }
 }
 
 impl ProgressSink for StderrReport {
     fn record(&self, stage: usize, transform: &str, elements: u64, bytes: u64) {
         let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let per_transform = state.stages.entry(stage).or_default();
-        match per_transform.get_mut(transform) {
+        let position = state.stages.range(..stage).count();
+        let progress = state.stages.entry(stage).or_default();
+        match progress.transforms.get_mut(transform) {
             Some((n, b)) => {
                 *n += elements;
                 *b += bytes;
             }
             None => {
-                per_transform.insert(transform.to_string(), (elements, bytes));
+                progress.transforms.insert(transform.to_string(), (elements, bytes));
             }
         }
-        if !self.draw {
-            return;
+        if let Some(bars) = &self.bars {
+            let bar = progress.bar.get_or_insert_with(|| Self::new_bar(bars, stage, position));
+            bar.set_message(stage_message(&progress.transforms));
         }
-        let now = Instant::now();
-        if state.drawn_at.is_some_and(|at| now.duration_since(at) < REDRAW_EVERY) {
-            return;
-        }
-        state.drawn_at = Some(now);
-        let lines = progress_lines(self.started.elapsed(), &state.stages);
-        let mut out = String::new();
-        erase(&mut out, state.lines_on_screen);
-        for line in &lines {
-            out.push_str(line);
-            out.push('\n');
-        }
-        state.lines_on_screen = lines.len();
-        let _ = std::io::stderr().write_all(out.as_bytes());
     }
 }
 
-/// Moves the cursor up over `lines` lines and clears from there to the end of the screen.
-fn erase(out: &mut String, lines: usize) {
-    if lines > 0 {
-        let _ = write!(out, "\x1b[{lines}A\x1b[J");
+/// What a stage's bar says: the transform that has produced the most, how many elements and
+/// about how many bytes.
+fn stage_message(transforms: &BTreeMap<String, (u64, u64)>) -> String {
+    match transforms.iter().max_by_key(|(_, (n, _))| *n) {
+        Some((transform, (n, bytes))) => format!("{transform}, {n} records, ~{}", human_bytes(*bytes)),
+        None => String::new(),
     }
-}
-
-/// The progress lines: elapsed time, then per stage the transform that produced the most.
-fn progress_lines(elapsed: Duration, stages: &BTreeMap<usize, BTreeMap<String, (u64, u64)>>) -> Vec<String> {
-    let mut lines = vec![format!("runnel: running for {:.1}s", elapsed.as_secs_f64())];
-    for (stage, transforms) in stages {
-        if let Some((transform, (n, bytes))) = transforms.iter().max_by_key(|(_, (n, _))| *n) {
-            lines.push(format!("  stage {stage}: {transform} produced {n} elements, ~{}", human_bytes(*bytes)));
-        }
-    }
-    lines
 }
 
 /// `bytes` in B, KB, MB or GB (powers of 1024), one decimal above bytes.
@@ -190,17 +189,21 @@ mod tests {
     }
 
     #[test]
-    fn progress_shows_per_stage_the_transform_that_produced_most() {
-        let mut stages = BTreeMap::new();
-        stages.insert(0, BTreeMap::from([("Read".to_string(), (3, 300)), ("Split".to_string(), (12, 3 << 20))]));
-        stages.insert(1, BTreeMap::from([("Count".to_string(), (5, 40))]));
-        assert_eq!(
-            progress_lines(Duration::from_millis(2100), &stages),
-            [
-                "runnel: running for 2.1s",
-                "  stage 0: Split produced 12 elements, ~3.0 MB",
-                "  stage 1: Count produced 5 elements, ~40 B"
-            ]
-        );
+    fn a_stage_bar_shows_the_transform_that_produced_most() {
+        let stage = BTreeMap::from([("Read".to_string(), (3, 300)), ("Split".to_string(), (12, 3 << 20))]);
+        assert_eq!(stage_message(&stage), "Split, 12 records, ~3.0 MB");
+        assert_eq!(stage_message(&BTreeMap::from([("Count".to_string(), (5, 40))])), "Count, 5 records, ~40 B");
+    }
+
+    #[test]
+    fn records_are_counted_per_stage_and_transform_without_a_terminal() {
+        let report = StderrReport::new(false);
+        report.record(1, "Count", 5, 40);
+        report.record(0, "Read", 3, 300);
+        report.record(1, "Count", 2, 16);
+        let state = report.state.lock().unwrap();
+        assert_eq!(state.stages[&1].transforms["Count"], (7, 56));
+        assert_eq!(state.stages[&0].transforms["Read"], (3, 300));
+        assert!(state.stages.values().all(|s| s.bar.is_none()), "no bars without a terminal");
     }
 }

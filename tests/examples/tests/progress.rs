@@ -34,19 +34,18 @@ fn run_on_terminal(dir: &Path, name: &str, args: &[&str]) -> (bool, String) {
 }
 
 #[test]
-fn on_a_terminal_progress_lines_show_elements_per_stage_then_the_summary() {
+fn on_a_terminal_a_progress_bar_per_stage_shows_records_bytes_and_time_then_the_summary() {
     let dir = TempDir::new().unwrap();
     write_words(dir.path());
     let (success, screen) = run_on_terminal(dir.path(), "wordcount", &["--input=in.txt", "--output=out/counts"]);
     assert!(success, "{screen}");
-    assert!(screen.contains("runnel: running for "), "progress lines on a terminal: {screen:?}");
-    // The first batch is drawn at once, later ones at most every 200 ms: which transform shows
-    // depends on the machine's speed, not that one does.
+    // A bar per stage: the first report is drawn at once, later ones at most five times a second,
+    // so which transform shows depends on the machine's speed, not that one does.
     assert!(
-        screen.contains("  stage ") && screen.contains(" produced ") && screen.contains(" elements, ~"),
-        "elements and bytes per stage: {screen:?}"
+        screen.contains("stage 0: ") && screen.contains(" records, ~") && screen.contains("s)"),
+        "records, bytes and elapsed time per stage: {screen:?}"
     );
-    assert!(screen.contains("\x1b[J"), "progress lines are redrawn in place: {screen:?}");
+    assert!(screen.contains("\x1b["), "the bars are redrawn in place: {screen:?}");
     assert!(screen.contains("runnel: job finished in "), "the summary at the end: {screen:?}");
 }
 
@@ -56,7 +55,7 @@ fn with_stderr_not_a_terminal_only_the_summary_appears() {
     write_words(dir.path());
     let run = run_example("user_score", dir.path(), &["--input=in.txt", "--output=out/scores"]);
     assert!(run.success, "{run:?}");
-    assert!(!run.stderr.contains("running for") && !run.stderr.contains('\x1b'), "no progress: {:?}", run.stderr);
+    assert!(!run.stderr.contains(" records, ~") && !run.stderr.contains('\x1b'), "no progress: {:?}", run.stderr);
     let lines: Vec<&str> = run.stderr.lines().collect();
     assert!(lines[0].starts_with("runnel: job finished in "), "{:?}", run.stderr);
     assert!(
