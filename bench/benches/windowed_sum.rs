@@ -1,5 +1,5 @@
 //! Windowed sum benchmark: fixed 1-minute windows, 10,000 keys, a few hours of event time, summed per key and window
-//! on the direct runner, against a hand-written single-threaded hash map.
+//! on the direct runner and on the rayon runner, against a hand-written single-threaded hash map.
 //!
 //! `cargo bench -p runnel-bench --bench windowed_sum` (env `RUNNEL_BENCH_EVENTS`, default 2,000,000;
 //! `RUNNEL_BENCH_HOURS`, default 3).
@@ -30,9 +30,9 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
 }
 
-/// Runs the windowed sum of `n` events on the direct runner.
-fn runnel_windowed_sum(n: u64, span_ms: i64, checks: bool) -> WindowedSumResult {
-    let p = Pipeline::new(PipelineOptions::default().with_direct_checks(checks));
+/// Runs the windowed sum of `n` events with these options (the runner among them).
+fn runnel_windowed_sum(n: u64, span_ms: i64, options: PipelineOptions) -> WindowedSumResult {
+    let p = Pipeline::new(options);
     let seeds = p.apply("Seeds", Create::of((0..SEEDS).collect::<Vec<u64>>()));
     let events = seeds.apply(
         "GenerateEvents",
@@ -129,10 +129,15 @@ fn main() {
         best_of(3, || handwritten_windowed_sum::<std::collections::hash_map::RandomState>(n, KEYS, span_ms, WINDOW_MS));
     let (ahash_secs, fast) = best_of(3, || handwritten_windowed_sum::<ahash::RandomState>(n, KEYS, span_ms, WINDOW_MS));
     assert_eq!(fast, expected);
-    let (off_secs, off) = best_of(3, || runnel_windowed_sum(n, span_ms, false));
+    let direct = |checks: bool| PipelineOptions::default().with_direct_checks(checks);
+    let (off_secs, off) = best_of(3, || runnel_windowed_sum(n, span_ms, direct(false)));
     assert_eq!(off, expected, "Runnel (checks off) and the baseline disagree");
-    let (on_secs, on) = best_of(1, || runnel_windowed_sum(n, span_ms, true));
+    let (on_secs, on) = best_of(1, || runnel_windowed_sum(n, span_ms, direct(true)));
     assert_eq!(on, expected, "Runnel (checks on) and the baseline disagree");
+
+    let rayon = || PipelineOptions::default().with_runner(RunnerKind::Rayon);
+    let (rayon_secs, on_rayon) = best_of(3, || runnel_windowed_sum(n, span_ms, rayon()));
+    assert_eq!(on_rayon, expected, "Runnel on rayon and the baseline disagree");
 
     let (stream_off_secs, stream_off) = best_of(3, || runnel_windowed_sum_streaming(n, span_ms, false));
     assert_eq!(stream_off, expected, "Runnel streaming (checks off) and the baseline disagree");
@@ -149,6 +154,7 @@ fn main() {
         ("hand-written single-threaded Rust, ahash HashMap", ahash_secs),
         ("Runnel direct runner (batch), --direct-checks=off", off_secs),
         ("Runnel direct runner (batch), --direct-checks=on", on_secs),
+        ("Runnel rayon runner (batch), all cores", rayon_secs),
         ("Runnel direct runner (streaming), --direct-checks=off", stream_off_secs),
         ("Runnel direct runner (streaming), --direct-checks=on", stream_on_secs),
     ] {

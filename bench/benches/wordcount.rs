@@ -9,50 +9,12 @@
 //! runs Beam's own Python word count (`apache_beam.examples.wordcount`, same `[\w']+` words) on
 //! the DirectRunner over the same file, once, and reports every figure against it.
 
-use std::path::{Path, PathBuf};
+use runnel_bench::{best_of, sorted_lines};
+use std::path::Path;
 use std::process::Command;
-use std::time::Instant;
 
 /// Beam Python DirectRunner on this machine class, from the issue (MB/s).
 const BEAM_PYTHON_MB_S: f64 = 2.2;
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("bench/ is in the workspace").to_path_buf()
-}
-
-fn example_binary() -> PathBuf {
-    let root = workspace_root();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "-q", "-p", "runnel-examples", "--example", "wordcount"])
-        .current_dir(&root)
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building the wordcount example failed");
-    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
-    target.join("release/examples/wordcount")
-}
-
-fn sorted_lines(paths: &[PathBuf]) -> Vec<String> {
-    let mut lines: Vec<String> = paths
-        .iter()
-        .flat_map(|p| {
-            std::fs::read_to_string(p).expect("output readable").lines().map(String::from).collect::<Vec<_>>()
-        })
-        .collect();
-    lines.sort();
-    lines
-}
-
-fn best_of<F: FnMut()>(runs: usize, mut f: F) -> f64 {
-    (0..runs)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min)
-}
 
 fn main() {
     let mb: usize = std::env::var("RUNNEL_BENCH_MB").ok().and_then(|s| s.parse().ok()).unwrap_or(64);
@@ -63,7 +25,7 @@ fn main() {
         runnel_bench::generate_text(&input, mb << 20, 42).expect("generate text");
     }
     let size_mb = std::fs::metadata(&input).expect("input").len() as f64 / (1 << 20) as f64;
-    let binary = example_binary();
+    let binary = runnel_bench::example_binary("wordcount");
 
     let baseline_out = dir.join("baseline.txt");
     let baseline = best_of(3, || {
@@ -81,11 +43,7 @@ fn main() {
     };
     let prefix = dir.join("counts");
     let direct_off = best_of(3, || run_example("off", &prefix));
-    let shards: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("dir")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("counts-")))
-        .collect();
+    let shards = runnel_bench::shards_of(&dir, "counts");
     assert_eq!(sorted_lines(&shards), sorted_lines(&[baseline_out]), "Runnel and the baseline disagree");
     let direct_on = best_of(1, || run_example("on", &prefix));
     let unlifted = best_of(3, || {

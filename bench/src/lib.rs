@@ -134,6 +134,46 @@ pub fn handwritten_wordcount(input: &Path, output: &Path) -> std::io::Result<usi
     Ok(counts.len())
 }
 
+/// The hand-written **rayon** word count the rayon runner is measured against: what a Rust programmer writes for
+/// this job by hand. Reads the file, cuts it into pieces of about 4 MiB at line ends, counts the `[\w']+` words of
+/// each piece in a per-task hash map of borrowed words (rayon's `fold`), merges the maps (`reduce`), writes
+/// `word: count` lines. Returns the number of distinct words.
+pub fn handwritten_rayon_wordcount(input: &Path, output: &Path) -> std::io::Result<usize> {
+    use rayon::prelude::*;
+    let bytes = std::fs::read(input)?;
+    let text = std::str::from_utf8(&bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    while start < text.len() {
+        let mut end = (start + (4 << 20)).min(text.len());
+        end = text[end..].find('\n').map_or(text.len(), |i| end + i + 1);
+        pieces.push(&text[start..end]);
+        start = end;
+    }
+    let re = regex::Regex::new(WORD_PATTERN).expect("valid pattern");
+    let counts = pieces
+        .into_par_iter()
+        .fold(ahash::AHashMap::<&str, u64>::new, |mut counts, piece| {
+            for m in re.find_iter(piece) {
+                *counts.entry(m.as_str()).or_insert(0) += 1;
+            }
+            counts
+        })
+        .reduce(ahash::AHashMap::new, |mut a, b| {
+            let (mut big, small) = if a.len() >= b.len() { (std::mem::take(&mut a), b) } else { (b, a) };
+            for (w, c) in small {
+                *big.entry(w).or_insert(0) += c;
+            }
+            big
+        });
+    let mut out = std::io::BufWriter::new(std::fs::File::create(output)?);
+    for (w, c) in &counts {
+        writeln!(out, "{w}: {c}")?;
+    }
+    out.flush()?;
+    Ok(counts.len())
+}
+
 /// The windowed-sum benchmark's input: event `i` of `n`, as `(key, timestamp_ms, score)`.
 ///
 /// Keys are spread over `0..keys` by a hash of `i`; timestamps advance evenly over `span_ms` from
@@ -183,6 +223,58 @@ pub fn handwritten_windowed_sum<S: std::hash::BuildHasher + Default>(
         *sums.entry((key, start)).or_insert(0) += score;
     }
     WindowedSumResult { outputs: sums.len() as u64, total: sums.values().sum() }
+}
+
+/// The workspace's root directory.
+pub fn workspace_root() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("bench/ is in the workspace").to_path_buf()
+}
+
+/// Builds the example program `name` in release mode and returns its path.
+pub fn example_binary(name: &str) -> std::path::PathBuf {
+    let root = workspace_root();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--release", "-q", "-p", "runnel-examples", "--example", name])
+        .current_dir(&root)
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building the {name} example failed");
+    let target =
+        std::env::var("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|_| root.join("target"));
+    target.join("release/examples").join(name)
+}
+
+/// Every line of the files at `paths`, sorted (outputs compared whatever their sharding and order).
+pub fn sorted_lines(paths: &[std::path::PathBuf]) -> Vec<String> {
+    let mut lines: Vec<String> = paths
+        .iter()
+        .flat_map(|p| {
+            std::fs::read_to_string(p).expect("output readable").lines().map(String::from).collect::<Vec<_>>()
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// The shards `NAME-*` written in `dir` for the output prefix `dir/NAME`.
+pub fn shards_of(dir: &Path, name: &str) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .expect("output directory readable")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&format!("{name}-"))))
+        .collect()
+}
+
+/// The shortest wall time of `runs` runs of `f`, in seconds.
+pub fn best_of<F: FnMut()>(runs: usize, mut f: F) -> f64 {
+    (0..runs)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
 }
 
 #[cfg(test)]
