@@ -60,9 +60,18 @@ pub trait ElementOps: Send + Sync {
     /// Splits a batch of key-value pairs into `n` batches by a hash of the deterministic key
     /// encoding; `None` when the element type is not a pair.
     fn partition_by_key(&self, batch: Batch, n: usize) -> Option<Vec<Batch>>;
+    /// For key-value pairs: every element as its deterministic key encoding (equal keys, equal
+    /// bytes) and its element encoding as [`ElementOps::encode`] writes it, in batch order, for
+    /// runners that sort by key outside memory (spilled groupings). `Ok(None)` when the element
+    /// type is not a pair.
+    fn encode_keyed(&self, batch: &Batch) -> Result<Option<Vec<KeyedEncoding>>, UserError>;
     /// `Debug` text of each element, for messages and tests.
     fn debug_strings(&self, batch: &Batch) -> Vec<String>;
 }
+
+/// One element of a key-value batch as bytes: `(key encoding, element encoding)` (see
+/// [`ElementOps::encode_keyed`]).
+pub type KeyedEncoding = (Vec<u8>, Vec<u8>);
 
 /// Side inputs as a DoFn sees them: the view of side input `index` for a main-input window.
 pub trait SideInputAccess {

@@ -11,7 +11,7 @@ use runnel_runner_core::plan::{Explain, Plan};
 use runnel_runner_core::runner::Clock;
 use runnel_runner_core::{JobState, Runner, RunnerOptions};
 use runnel_runner_direct::{DirectOptions, DirectRunner, StepObserver};
-use runnel_runner_rayon::RayonRunner;
+use runnel_runner_rayon::{RayonOptions, RayonRunner};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -38,7 +38,11 @@ fn direct_options(options: &PipelineOptions) -> DirectOptions {
 fn runner_for(options: &PipelineOptions) -> Result<Box<dyn Runner + Send>, PipelineError> {
     match options.runner {
         RunnerKind::Direct => Ok(Box::new(DirectRunner::new(direct_options(options)))),
-        RunnerKind::Rayon => Ok(Box::new(RayonRunner::default())),
+        RunnerKind::Rayon => Ok(Box::new(RayonRunner::new(RayonOptions {
+            partitions: None,
+            memory_budget: options.memory_budget,
+            temp_dir: options.temp_dir.clone(),
+        }))),
         RunnerKind::Grpc => Err(PipelineError::RunnerNotAvailable("grpc")),
     }
 }

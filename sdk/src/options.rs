@@ -90,6 +90,23 @@ pub struct PipelineOptions {
     /// (for testing refusals).
     #[arg(long, hide = true)]
     pub direct_batch_only: bool,
+    /// Rayon runner: memory for shuffle data (e.g. `512MiB`, `2GB`) past which groupings spill
+    /// sorted runs to disk; by default half the memory available when the job starts.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub memory_budget: Option<u64>,
+    /// Where runners write temporary files (the rayon runner's spilled groupings), in a directory
+    /// of their own removed when the job ends; by default the system's temporary directory.
+    #[arg(long, value_name = "DIR")]
+    pub temp_dir: Option<PathBuf>,
+}
+
+/// Parses a size in bytes: a number with an optional unit, `B`, `KB`/`KiB`, `MB`/`MiB`,
+/// `GB`/`GiB`… (SI and binary units as written).
+fn parse_size(text: &str) -> Result<u64, String> {
+    text.trim()
+        .parse::<bytesize::ByteSize>()
+        .map(|size| size.as_u64())
+        .map_err(|e| format!("'{text}' is not a size such as 512MiB or 2GB: {e}"))
 }
 
 #[derive(Parser)]
@@ -113,6 +130,8 @@ impl Default for PipelineOptions {
             explain: false,
             direct_lift_combines: Switch::On,
             direct_batch_only: false,
+            memory_budget: None,
+            temp_dir: None,
         }
     }
 }
@@ -177,6 +196,18 @@ impl PipelineOptions {
     /// Direct runner: runs the lifted plan (combines fold each bundle before their shuffle).
     pub fn with_direct_lift_combines(mut self, on: bool) -> Self {
         self.direct_lift_combines = if on { Switch::On } else { Switch::Off };
+        self
+    }
+
+    /// Rayon runner: the memory for shuffle data past which groupings spill to disk, in bytes.
+    pub fn with_memory_budget(mut self, bytes: u64) -> Self {
+        self.memory_budget = Some(bytes);
+        self
+    }
+
+    /// Where runners write temporary files (spilled groupings).
+    pub fn with_temp_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.temp_dir = Some(dir.into());
         self
     }
 

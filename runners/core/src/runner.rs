@@ -174,6 +174,15 @@ pub enum RunError {
         /// Why.
         reason: String,
     },
+    /// The runner could not read or write its own files (spilled data, for instance).
+    #[error("{context}: {source}")]
+    Io {
+        /// What the runner was doing, with the path.
+        context: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A graph and its bindings disagree (a bug in the SDK or a hand-edited graph).
     #[error("transform '{transform}': {message}")]
     Binding {

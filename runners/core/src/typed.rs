@@ -4,23 +4,29 @@ use crate::Data;
 use bincode::Options;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use runnel_model::exec::{Batch, ElementOps, UserError};
+use runnel_model::exec::{Batch, ElementOps, KeyedEncoding, UserError};
 use runnel_model::{Timestamp, Window, WindowedValue};
-use std::hash::{Hash, Hasher};
+use std::hash::Hasher;
 use std::sync::Arc;
 
-/// Hashes the key of an element for partitioning; `None` for non-pair types.
-type KeyHasher<T> = Arc<dyn Fn(&T) -> u64 + Send + Sync>;
+/// Appends the deterministic encoding of an element's key to a buffer.
+type KeyEncoder<T> = Box<dyn Fn(&T, &mut Vec<u8>) -> Result<(), UserError> + Send + Sync>;
+
+/// What element operations know of a key-value element type: how to hash and encode its key.
+struct KeyFns<T> {
+    hash: Box<dyn Fn(&T) -> u64 + Send + Sync>,
+    encode: KeyEncoder<T>,
+}
 
 /// Element operations for `T`, with key partitioning when `T` is a key-value pair.
 pub struct TypedOps<T> {
-    key_hash: Option<KeyHasher<T>>,
+    key: Option<Arc<KeyFns<T>>>,
 }
 
 impl<T: Data> TypedOps<T> {
     /// Operations for a non-pair element type.
     pub fn new() -> Self {
-        TypedOps { key_hash: None }
+        TypedOps { key: None }
     }
 }
 
@@ -33,16 +39,26 @@ impl<T: Data> Default for TypedOps<T> {
 impl<K: crate::Key, V: Data> TypedOps<(K, V)> {
     /// Operations for key-value pairs: partitioning hashes the deterministic encoding of the key.
     pub fn keyed() -> Self {
-        TypedOps { key_hash: Some(Arc::new(|kv: &(K, V)| key_hash(&kv.0))) }
+        TypedOps {
+            key: Some(Arc::new(KeyFns {
+                hash: Box::new(|kv: &(K, V)| key_hash(&kv.0)),
+                encode: Box::new(|kv: &(K, V), out: &mut Vec<u8>| {
+                    bincode::serialize_into(out, &kv.0).map_err(|e| -> UserError {
+                        format!("cannot encode the key {:?} of type {}: {e}", kv.0, std::any::type_name::<K>()).into()
+                    })
+                }),
+            })),
+        }
     }
 }
 
-/// A hash of the key's deterministic encoding, equal across processes for equal keys.
+/// A hash of the key's deterministic encoding, equal across processes for equal keys. The key is
+/// encoded straight into the hash: nothing is allocated per element.
 pub fn key_hash<K: serde::Serialize>(key: &K) -> u64 {
-    let bytes = bincode::serialize(key).unwrap_or_default();
     // FNV-1a: fixed and seedless, so every worker agrees on partitions.
     let mut h = FnvHasher(0xcbf2_9ce4_8422_2325);
-    bytes.hash(&mut h);
+    // Writing into a hasher cannot fail; a key serde cannot encode hashes as what was written.
+    let _ = bincode::serialize_into(&mut h, key);
     h.finish()
 }
 
@@ -57,6 +73,16 @@ impl Hasher for FnvHasher {
             self.0 ^= u64::from(*b);
             self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
         }
+    }
+}
+
+impl std::io::Write for FnvHasher {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        Hasher::write(self, bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -233,13 +259,27 @@ impl<T: Data> ElementOps for TypedOps<T> {
     }
 
     fn partition_by_key(&self, batch: Batch, n: usize) -> Option<Vec<Batch>> {
-        let hash = self.key_hash.as_ref()?;
+        let key = self.key.as_ref()?;
         let n = n.max(1);
         let mut parts: Vec<Vec<WindowedValue<T>>> = (0..n).map(|_| Vec::new()).collect();
         for wv in downcast::<T>(batch) {
-            parts[(hash(&wv.value) % n as u64) as usize].push(wv);
+            parts[((key.hash)(&wv.value) % n as u64) as usize].push(wv);
         }
         Some(parts.into_iter().map(|p| Box::new(p) as Batch).collect())
+    }
+
+    fn encode_keyed(&self, batch: &Batch) -> Result<Option<Vec<KeyedEncoding>>, UserError> {
+        let Some(key) = self.key.as_ref() else { return Ok(None) };
+        let elements = downcast_ref::<T>(batch);
+        let mut out = Vec::with_capacity(elements.len());
+        for wv in elements {
+            let mut key_bytes = Vec::new();
+            (key.encode)(&wv.value, &mut key_bytes)?;
+            let mut element = Vec::new();
+            encode_element(wv, &mut element)?;
+            out.push((key_bytes, element));
+        }
+        Ok(Some(out))
     }
 
     fn debug_strings(&self, batch: &Batch) -> Vec<String> {

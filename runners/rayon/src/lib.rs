@@ -27,6 +27,10 @@ use runnel_runner_core::plan::{OutputKind, Plan, PlanOptions, RootKind};
 use runnel_runner_core::runner::{Clock, WallClock};
 use runnel_runner_core::stage::{guarded, output_ops, SideProgress, StageExecutor, StageSink};
 use runnel_runner_core::{JobResult, JobState, ProgressSink, RunError, Runner, RunnerOptions};
+mod spill;
+
+use spill::{MemoryBudget, Run, SpillDir};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -35,6 +39,12 @@ use std::sync::{Arc, Mutex};
 pub struct RayonOptions {
     /// Partitions per stage; by default two per rayon thread (so uneven partitions balance).
     pub partitions: Option<usize>,
+    /// Bytes of shuffle data the job may hold in memory before groupings spill to disk; by default
+    /// half the memory available when the job starts.
+    pub memory_budget: Option<u64>,
+    /// Where spill files go (in a directory of their own, removed when the job ends); by default
+    /// the system's temporary directory.
+    pub temp_dir: Option<PathBuf>,
 }
 
 /// The rayon runner.
@@ -70,7 +80,20 @@ impl Runner for RayonRunner {
         let plan = runnel_runner_core::plan::plan(&job.graph, self.plan_options())?;
         let partitions = self.options.partitions.unwrap_or(2 * rayon::current_num_threads()).max(1);
         let clock: Arc<dyn Clock> = options.clock.clone().unwrap_or_else(|| Arc::new(WallClock));
-        Execution { graph: &job.graph, plan: &plan, bindings: &job.bindings, partitions, clock, options }.run()
+        let budget = MemoryBudget::new(self.options.memory_budget.unwrap_or_else(spill::default_budget));
+        // Dropped on every way out of this function, success or failure: the spill files go with it.
+        let spill = SpillDir::new(self.options.temp_dir.clone());
+        Execution {
+            graph: &job.graph,
+            plan: &plan,
+            bindings: &job.bindings,
+            partitions,
+            clock,
+            options,
+            budget: &budget,
+            spill: &spill,
+        }
+        .run()
     }
 }
 
@@ -81,6 +104,12 @@ struct Inbox {
     inputs: Vec<Vec<Vec<Batch>>>,
     /// Per side input: every batch of it.
     sides: Vec<Vec<Batch>>,
+    /// A grouping's input spilled to disk: per partition, its sorted runs.
+    runs: Vec<Vec<Run>>,
+    /// The element operations of the spilled records (those of the shuffle writing them).
+    spill_ops: Option<Arc<dyn ElementOps>>,
+    /// Bytes of `inputs` counted in the memory budget.
+    held: u64,
 }
 
 /// The work of one partition of a stage.
@@ -89,12 +118,17 @@ struct Task {
     inputs: Vec<(usize, Batch)>,
     /// Each side input whole (this partition's copy).
     sides: Vec<Vec<Batch>>,
+    /// A grouping partition's spilled runs, merged with `inputs` key by key.
+    runs: Vec<Run>,
 }
 
 /// What one partition produced: per stage output, its batches (per partition of the consuming
-/// grouping for a shuffle).
+/// grouping for a shuffle) and the runs it spilled (likewise), and the bytes of its shuffle
+/// outputs still in memory, counted in the budget.
 struct Produced {
     outputs: Vec<Vec<Vec<Batch>>>,
+    runs: Vec<Vec<Vec<Run>>>,
+    held: Vec<u64>,
     metrics: MetricsSnapshot,
 }
 
@@ -131,15 +165,58 @@ impl Failure {
     }
 }
 
-/// A partition's sink: outputs kept in memory, shuffle outputs bucketed by key; progress reported per batch.
+/// A partition's sink: outputs kept in memory, shuffle outputs bucketed by key and spilled to
+/// sorted runs when the job is over its memory budget; progress reported per batch.
 struct CollectSink<'a> {
     stage: usize,
     shuffled: &'a [bool],
     ops: &'a [Arc<dyn ElementOps>],
     partitions: usize,
     outputs: Vec<Vec<Vec<Batch>>>,
+    /// Per shuffle output, per bucket: the runs spilled.
+    runs: Vec<Vec<Vec<Run>>>,
+    /// Per output: bytes in `outputs` counted in the budget.
+    held: Vec<u64>,
+    budget: &'a MemoryBudget,
+    spill: &'a SpillDir,
+    /// The transform reading each output (named when its elements cannot be spilled).
+    readers: &'a [String],
     failure: &'a Failure,
     progress: Option<&'a dyn ProgressSink>,
+}
+
+impl CollectSink<'_> {
+    /// Writes every bucket of shuffle output `output` held in memory as a sorted run.
+    fn spill_output(&mut self, output: usize) -> Result<(), RunError> {
+        let ops = &self.ops[output];
+        for (bucket, batches) in self.outputs[output].iter_mut().enumerate() {
+            let mut records = Vec::new();
+            for batch in batches.drain(..) {
+                let encoded = ops.encode_keyed(&batch).map_err(|e| RunError::user_code(&self.readers[output], e))?;
+                records.extend(encoded.ok_or_else(|| RunError::Binding {
+                    transform: self.readers[output].clone(),
+                    message: "a grouping's input is not key-value pairs".into(),
+                })?);
+            }
+            if !records.is_empty() {
+                self.runs[output][bucket].push(self.spill.write_run(records)?);
+            }
+        }
+        self.budget.release(std::mem::take(&mut self.held[output]));
+        Ok(())
+    }
+
+    /// Spills every shuffle output held in memory if the job is over its budget.
+    fn spill_if_over_budget(&mut self) -> Result<(), RunError> {
+        if self.budget.is_over() {
+            for output in 0..self.outputs.len() {
+                if self.shuffled[output] && self.held[output] > 0 {
+                    self.spill_output(output)?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl StageSink for CollectSink<'_> {
@@ -161,8 +238,9 @@ impl StageSink for CollectSink<'_> {
             self.outputs[output][0].push(batch);
             return Ok(());
         }
+        let bytes = self.ops[output].estimated_bytes(&batch);
         let buckets = self.ops[output].partition_by_key(batch, self.partitions).ok_or_else(|| RunError::Binding {
-            transform: "<shuffle>".into(),
+            transform: self.readers[output].clone(),
             message: format!("the elements of stage output #{output} are not key-value pairs"),
         })?;
         for (bucket, b) in buckets.into_iter().enumerate() {
@@ -170,8 +248,28 @@ impl StageSink for CollectSink<'_> {
                 self.outputs[output][bucket].push(b);
             }
         }
+        self.held[output] += bytes;
+        if self.budget.take(bytes) {
+            self.spill_output(output)?;
+        }
         Ok(())
     }
+}
+
+/// Counter of a grouping transform: sorted runs of its input spilled to disk (only when it spilled).
+pub const SPILLED_RUNS: &str = "rayon_spilled_runs";
+/// Counter of a grouping transform: bytes of its input spilled to disk (only when it spilled).
+pub const SPILLED_BYTES: &str = "rayon_spilled_bytes";
+
+/// What every partition of a stage shares.
+struct StageContext<'a> {
+    id: usize,
+    shuffled: &'a [bool],
+    ops: &'a [Arc<dyn ElementOps>],
+    readers: &'a [String],
+    complete: &'a [SideProgress],
+    failure: &'a Failure,
+    spill_ops: Option<&'a Arc<dyn ElementOps>>,
 }
 
 struct Execution<'a> {
@@ -181,6 +279,8 @@ struct Execution<'a> {
     partitions: usize,
     clock: Arc<dyn Clock>,
     options: &'a RunnerOptions,
+    budget: &'a MemoryBudget,
+    spill: &'a SpillDir,
 }
 
 impl Execution<'_> {
@@ -202,6 +302,9 @@ impl Execution<'_> {
                         })
                         .collect(),
                     sides: s.side_inputs.iter().map(|_| Vec::new()).collect(),
+                    runs: (0..self.partitions).map(|_| Vec::new()).collect(),
+                    spill_ops: None,
+                    held: 0,
                 })
                 .collect();
         let mut metrics = MetricsSnapshot::default();
@@ -210,10 +313,26 @@ impl Execution<'_> {
                 return Ok(JobResult { state: JobState::Cancelled, metrics });
             }
             let inbox = std::mem::take(&mut inboxes[id]);
+            // What this stage reads leaves the budget: a grouping takes it a partition (or, spilled, a chunk) at a
+            // time.
+            self.budget.release(inbox.held);
             let produced = self.run_stage(id, inbox)?;
             let stage = &self.plan.stages[id];
+            let output_ops: Vec<Arc<dyn ElementOps>> = (0..stage.outputs.len())
+                .map(|o| output_ops(self.plan, id, o, self.bindings))
+                .collect::<Result<_, _>>()?;
             for p in produced {
                 metrics.merge(&p.metrics);
+                for (o, runs) in p.runs.into_iter().enumerate() {
+                    let target = &mut inboxes[stage.outputs[o].to_stage];
+                    if runs.iter().any(|r| !r.is_empty()) {
+                        target.spill_ops = Some(output_ops[o].clone());
+                    }
+                    for (bucket, r) in runs.into_iter().enumerate() {
+                        target.runs[bucket].extend(r);
+                    }
+                    target.held += p.held[o];
+                }
                 for (o, batches) in p.outputs.into_iter().enumerate() {
                     let out = &stage.outputs[o];
                     let target = &mut inboxes[out.to_stage];
@@ -262,14 +381,14 @@ impl Execution<'_> {
                 let all = guarded(&stage.root, || elements())?;
                 let per = ops.len(&all).div_ceil(self.partitions).max(1);
                 for batch in ops.split(all, per).into_iter().filter(|b| ops.len(b) > 0) {
-                    tasks.push(Task { inputs: vec![(0, batch)], sides: Vec::new() });
+                    tasks.push(Task { inputs: vec![(0, batch)], sides: Vec::new(), runs: Vec::new() });
                 }
             }
             RootKind::Grouping => {
                 let mut ports = inbox.inputs.into_iter();
                 let buckets = ports.next().unwrap_or_default();
-                for bucket in buckets {
-                    tasks.push(Task { inputs: bucket.into_iter().map(|b| (0, b)).collect(), sides: Vec::new() });
+                for (bucket, runs) in buckets.into_iter().zip(inbox.runs) {
+                    tasks.push(Task { inputs: bucket.into_iter().map(|b| (0, b)).collect(), sides: Vec::new(), runs });
                 }
             }
             RootKind::Read => {
@@ -286,7 +405,7 @@ impl Execution<'_> {
                     .map(|(l, ops)| l.iter().flatten().map(|b| ops.len(b)).sum::<usize>())
                     .sum();
                 let piece = total.div_ceil(count).max(1);
-                tasks = (0..count).map(|_| Task { inputs: Vec::new(), sides: Vec::new() }).collect();
+                tasks = (0..count).map(|_| Task { inputs: Vec::new(), sides: Vec::new(), runs: Vec::new() }).collect();
                 let mut next = 0;
                 for ((port, lists), ops) in inbox.inputs.into_iter().enumerate().zip(&port_ops) {
                     for batch in lists.into_iter().flatten() {
@@ -313,14 +432,25 @@ impl Execution<'_> {
         })
     }
 
-    fn run_stage(&self, id: usize, inbox: Inbox) -> Result<Vec<Produced>, RunError> {
+    fn run_stage(&self, id: usize, mut inbox: Inbox) -> Result<Vec<Produced>, RunError> {
         let stage = &self.plan.stages[id];
         let shuffled: Vec<bool> = stage.outputs.iter().map(|o| matches!(o.kind, OutputKind::Shuffle { .. })).collect();
         let ops: Vec<Arc<dyn ElementOps>> =
             (0..stage.outputs.len()).map(|o| output_ops(self.plan, id, o, self.bindings)).collect::<Result<_, _>>()?;
+        let readers: Vec<String> = stage.outputs.iter().map(|o| self.plan.stages[o.to_stage].root.clone()).collect();
+        let spill_ops = inbox.spill_ops.take();
         let tasks = self.tasks(id, inbox)?;
         let complete = vec![SideProgress { watermark: Timestamp::MAX, complete: true }; stage.side_inputs.len()];
         let failure = Failure::default();
+        let context = StageContext {
+            id,
+            shuffled: &shuffled,
+            ops: &ops,
+            readers: &readers,
+            complete: &complete,
+            failure: &failure,
+            spill_ops: spill_ops.as_ref(),
+        };
         let produced: Result<Vec<Produced>, ()> = tasks
             .into_par_iter()
             .map(|task| {
@@ -329,42 +459,101 @@ impl Execution<'_> {
                 }
                 // A partition stopped by another's failure errs only after that failure is recorded, so the
                 // recorded error is the first real one.
-                self.run_partition(id, task, &shuffled, &ops, &complete, &failure).map_err(|e| failure.raise(e))
+                self.run_partition(&context, task).map_err(|e| failure.raise(e))
             })
             .collect();
         produced.map_err(|()| failure.take().unwrap_or_else(Failure::stopped))
     }
 
-    /// Runs one partition of stage `id` with its own stage executor.
-    fn run_partition(
-        &self,
-        id: usize,
-        task: Task,
-        shuffled: &[bool],
-        ops: &[Arc<dyn ElementOps>],
-        complete: &[SideProgress],
-        failure: &Failure,
-    ) -> Result<Produced, RunError> {
-        let mut exec = StageExecutor::new(self.plan, id, self.graph, self.bindings)?;
+    /// Runs one partition of a stage with its own stage executor (a grouping partition with spilled input: one
+    /// executor per chunk of keys).
+    fn run_partition(&self, cx: &StageContext<'_>, mut task: Task) -> Result<Produced, RunError> {
+        let outputs = cx.shuffled.len();
         let mut sink = CollectSink {
-            stage: id,
-            shuffled,
-            ops,
+            stage: cx.id,
+            shuffled: cx.shuffled,
+            ops: cx.ops,
             partitions: self.partitions,
-            outputs: shuffled
+            outputs: cx
+                .shuffled
                 .iter()
                 .map(|s| (0..if *s { self.partitions } else { 1 }).map(|_| Vec::new()).collect())
                 .collect(),
-            failure,
+            runs: cx
+                .shuffled
+                .iter()
+                .map(|s| (0..if *s { self.partitions } else { 0 }).map(|_| Vec::new()).collect())
+                .collect(),
+            held: vec![0; outputs],
+            budget: self.budget,
+            spill: self.spill,
+            readers: cx.readers,
+            failure: cx.failure,
             progress: self.options.progress.as_deref(),
         };
-        let outcome = self.run_task(&mut exec, task, complete, &mut sink);
+        let mut metrics = MetricsSnapshot::default();
+        let runs = std::mem::take(&mut task.runs);
+        if runs.is_empty() {
+            self.run_executor(cx, task, &mut sink, &mut metrics)?;
+        } else {
+            self.run_spilled(cx, task, &runs, &mut sink, &mut metrics)?;
+        }
+        // A partition that ends with the job over budget hands its shuffle output over on disk.
+        sink.spill_if_over_budget()?;
+        Ok(Produced { outputs: sink.outputs, runs: sink.runs, held: sink.held, metrics })
+    }
+
+    /// Runs `task` through a new executor of the stage, tearing it down whatever happens.
+    fn run_executor(
+        &self,
+        cx: &StageContext<'_>,
+        task: Task,
+        sink: &mut CollectSink<'_>,
+        metrics: &mut MetricsSnapshot,
+    ) -> Result<(), RunError> {
+        let mut exec = StageExecutor::new(self.plan, cx.id, self.graph, self.bindings)?;
+        let outcome = self.run_task(&mut exec, task, cx.complete, sink);
         let teardown = exec.teardown();
         outcome?;
         teardown?;
-        let mut metrics = MetricsSnapshot::default();
-        exec.drain_metrics(&mut metrics);
-        Ok(Produced { outputs: sink.outputs, metrics })
+        exec.drain_metrics(metrics);
+        Ok(())
+    }
+
+    /// A grouping partition whose input was partly spilled: merges the runs with what is in memory, key by key,
+    /// and groups one chunk of whole keys at a time, each in a new executor (in batch a key's panes depend on its
+    /// own elements only, so chunks are as independent as partitions).
+    fn run_spilled(
+        &self,
+        cx: &StageContext<'_>,
+        task: Task,
+        runs: &[Run],
+        sink: &mut CollectSink<'_>,
+        metrics: &mut MetricsSnapshot,
+    ) -> Result<(), RunError> {
+        let root = &self.plan.stages[cx.id].root;
+        let ops = cx.spill_ops.ok_or_else(|| RunError::Binding {
+            transform: root.clone(),
+            message: "spilled runs without the element operations that wrote them".into(),
+        })?;
+        let mut records = Vec::new();
+        for (_, batch) in task.inputs {
+            let encoded = ops.encode_keyed(&batch).map_err(|e| RunError::user_code(root, e))?;
+            records.extend(encoded.unwrap_or_default());
+        }
+        let threads = rayon::current_num_threads() as u64;
+        let chunk_bytes = usize::try_from((self.budget.limit() / (2 * threads)).max(4096)).unwrap_or(usize::MAX);
+        spill::merge_by_key(runs, records, chunk_bytes, |bytes| {
+            if cx.failure.is_raised() {
+                return Err(Failure::stopped());
+            }
+            let batch = ops.decode(&bytes).map_err(|e| RunError::user_code(root, e))?;
+            let chunk = Task { inputs: vec![(0, batch)], sides: Vec::new(), runs: Vec::new() };
+            self.run_executor(cx, chunk, sink, metrics)
+        })?;
+        metrics.inc_counter(root, SPILLED_RUNS, runs.len() as i64);
+        metrics.inc_counter(root, SPILLED_BYTES, runs.iter().map(|r| r.bytes as i64).sum());
+        Ok(())
     }
 
     fn run_task(
