@@ -1,6 +1,11 @@
 //! Benchmark support: deterministic input generators and hand-written baselines that the
 //! benchmarks compare Runnel against. Baselines use the same tokenisation as the examples.
 
+/// The benchmarks and the hand-written baselines allocate with mimalloc, as the example programs they are compared
+/// with do, so that the comparison is of the programs, not of allocators.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
