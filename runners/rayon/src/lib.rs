@@ -542,7 +542,8 @@ impl Execution<'_> {
             records.extend(encoded.unwrap_or_default());
         }
         let threads = rayon::current_num_threads() as u64;
-        let chunk_bytes = usize::try_from((self.budget.limit() / (2 * threads)).max(4096)).unwrap_or(usize::MAX);
+        // A chunk is decoded and grouped beside its bytes: a few times its encoded size per thread.
+        let chunk_bytes = usize::try_from((self.budget.limit() / (8 * threads)).max(4096)).unwrap_or(usize::MAX);
         spill::merge_by_key(runs, records, chunk_bytes, |bytes| {
             if cx.failure.is_raised() {
                 return Err(Failure::stopped());
