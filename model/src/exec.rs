@@ -49,6 +49,9 @@ pub trait ElementOps: Send + Sync {
     /// About how many bytes the batch's elements encode to: the encoded size of a few sampled
     /// elements, scaled to the batch (for progress reports; cheap, never exact).
     fn estimated_bytes(&self, batch: &Batch) -> u64;
+    /// About how much memory the batch's elements take: their in-memory size plus their encoded
+    /// size as an estimate of what they own on the heap (for memory budgets; cheap, never exact).
+    fn estimated_memory(&self, batch: &Batch) -> u64;
     /// Encodes and decodes every element, failing if the coder cannot round-trip it.
     fn check_encoding(&self, batch: &Batch) -> Result<(), UserError>;
     /// Re-windows every element: `assign(timestamp, current window)` lists its new windows.

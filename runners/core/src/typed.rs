@@ -202,6 +202,11 @@ impl<T: Data> ElementOps for TypedOps<T> {
         Ok(Box::new(decode_elements::<T>(bytes)?))
     }
 
+    fn estimated_memory(&self, batch: &Batch) -> u64 {
+        let inline = std::mem::size_of::<WindowedValue<T>>() as u64;
+        self.estimated_bytes(batch).saturating_add(inline.saturating_mul(downcast_ref::<T>(batch).len() as u64))
+    }
+
     fn estimated_bytes(&self, batch: &Batch) -> u64 {
         const SAMPLES: usize = 8;
         let v = downcast_ref::<T>(batch);

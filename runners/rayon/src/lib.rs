@@ -238,7 +238,7 @@ impl StageSink for CollectSink<'_> {
             self.outputs[output][0].push(batch);
             return Ok(());
         }
-        let bytes = self.ops[output].estimated_bytes(&batch);
+        let bytes = self.ops[output].estimated_memory(&batch);
         let buckets = self.ops[output].partition_by_key(batch, self.partitions).ok_or_else(|| RunError::Binding {
             transform: self.readers[output].clone(),
             message: format!("the elements of stage output #{output} are not key-value pairs"),
