@@ -267,7 +267,16 @@ pub fn shards_of(dir: &Path, name: &str) -> Vec<std::path::PathBuf> {
     std::fs::read_dir(dir)
         .expect("output directory readable")
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&format!("{name}-"))))
+        .filter(|p| {
+            // `NAME-SSSSS-of-NNNNN` exactly: not the shards of another prefix that starts with NAME.
+            p.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix(name)).is_some_and(|rest| {
+                let parts: Vec<&str> = rest.split('-').collect();
+                parts.len() == 4
+                    && parts[0].is_empty()
+                    && parts[2] == "of"
+                    && [parts[1], parts[3]].iter().all(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+            })
+        })
         .collect()
 }
 
