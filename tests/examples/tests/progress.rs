@@ -35,18 +35,21 @@ fn run_on_terminal(dir: &Path, name: &str, args: &[&str]) -> (bool, String) {
 
 #[test]
 fn on_a_terminal_a_progress_bar_per_stage_shows_records_bytes_and_time_then_the_summary() {
-    let dir = TempDir::new().unwrap();
-    write_words(dir.path());
-    let (success, screen) = run_on_terminal(dir.path(), "wordcount", &["--input=in.txt", "--output=out/counts"]);
-    assert!(success, "{screen}");
-    // A bar per stage: the first report is drawn at once, later ones at most five times a second,
-    // so which transform shows depends on the machine's speed, not that one does.
-    assert!(
-        screen.contains("stage 0: ") && screen.contains(" records, ~") && screen.contains("s)"),
-        "records, bytes and elapsed time per stage: {screen:?}"
-    );
-    assert!(screen.contains("\x1b["), "the bars are redrawn in place: {screen:?}");
-    assert!(screen.contains("runnel: job finished in "), "the summary at the end: {screen:?}");
+    for runner in ["--runner=direct", "--runner=rayon"] {
+        let dir = TempDir::new().unwrap();
+        write_words(dir.path());
+        let (success, screen) =
+            run_on_terminal(dir.path(), "wordcount", &["--input=in.txt", "--output=out/counts", runner]);
+        assert!(success, "{runner}: {screen}");
+        // A bar per stage: the first report is drawn at once, later ones at most five times a
+        // second, so which transform shows depends on the machine's speed, not that one does.
+        assert!(
+            screen.contains("stage 0: ") && screen.contains(" records, ~") && screen.contains("s)"),
+            "{runner}: records, bytes and elapsed time per stage: {screen:?}"
+        );
+        assert!(screen.contains("\x1b["), "{runner}: the bars are redrawn in place: {screen:?}");
+        assert!(screen.contains("runnel: job finished in "), "{runner}: the summary at the end: {screen:?}");
+    }
 }
 
 #[test]

@@ -6,29 +6,44 @@ use std::fmt::Write as _;
 use std::fs;
 use tempfile::TempDir;
 
-/// Runs `name` with `args` on `runner` in a directory holding `input` as `input_name`, and returns
-/// its sorted output lines and its stderr.
-fn output(name: &str, runner: &str, input_name: &str, input: &str, args: &[&str]) -> (Vec<String>, String) {
+/// Runs `name` with `args` on `runner` (a `--runner` value, then more flags) in a directory holding
+/// `input` as `input_name`, and returns its sorted output lines and its stderr.
+fn output(name: &str, runner: &[&str], input_name: &str, input: &str, args: &[&str]) -> (Vec<String>, String) {
     let dir = TempDir::new().unwrap();
     fs::write(dir.path().join(input_name), input).unwrap();
-    let runner_flag = format!("--runner={runner}");
+    let temp = dir.path().join("tmp");
+    fs::create_dir(&temp).unwrap();
+    let runner_flag = format!("--runner={}", runner[0]);
+    let temp_flag = format!("--temp-dir={}", temp.display());
     let mut all: Vec<&str> = args.to_vec();
     all.push(&runner_flag);
+    all.push(&temp_flag);
+    all.extend_from_slice(&runner[1..]);
     let run = run_example(name, dir.path(), &all);
-    assert!(run.success, "{name} on {runner}: {run:?}");
-    // The summary's elapsed time differs from run to run; the counters must not.
-    let counters = run.stderr.lines().filter(|l| !l.contains("job finished in")).collect::<Vec<_>>().join("\n");
+    assert!(run.success, "{name} on {runner:?}: {run:?}");
+    assert_eq!(fs::read_dir(&temp).unwrap().count(), 0, "{name} on {runner:?} left temporary files");
+    // The summary's elapsed time differs from run to run, and only a spilling runner reports what
+    // it spilled; the other counters must not differ.
+    let counters = run
+        .stderr
+        .lines()
+        .filter(|l| !l.contains("job finished in") && !l.contains("rayon_spilled_"))
+        .collect::<Vec<_>>()
+        .join("\n");
     assert!(counters.contains("num_parse_errors") || name == "wordcount", "{}", run.stderr);
     (read_shards(&dir.path().join("out"), "result").1, counters)
 }
 
-/// Asserts `name` gives the same output and the same stderr (counters) on both runners.
+/// Asserts `name` gives the same output and the same stderr (counters) on both runners, and on
+/// the rayon runner spilling every grouping to disk (a one-byte memory budget).
 fn same_on_every_runner(name: &str, input_name: &str, input: &str, args: &[&str]) {
-    let (direct, direct_err) = output(name, "direct", input_name, input, args);
-    let (rayon, rayon_err) = output(name, "rayon", input_name, input, args);
+    let (direct, direct_err) = output(name, &["direct"], input_name, input, args);
     assert!(!direct.is_empty(), "{name} gave no output");
-    assert_eq!(direct, rayon, "{name}: the rayon runner's output differs from the direct runner's");
-    assert_eq!(direct_err, rayon_err, "{name}: the counters differ");
+    for runner in [&["rayon"][..], &["rayon", "--memory-budget=1B"]] {
+        let (rayon, rayon_err) = output(name, runner, input_name, input, args);
+        assert_eq!(direct, rayon, "{name}: {runner:?} gives another output than the direct runner");
+        assert_eq!(direct_err, rayon_err, "{name}: the counters differ on {runner:?}");
+    }
 }
 
 /// Game events `user,team,score,timestamp_ms,readable` over a few hours, with some bad lines.
@@ -74,4 +89,18 @@ fn hourly_team_score_is_the_same_on_direct_and_rayon() {
         &game_events(4000),
         &["--input=events.csv", "--output=out/result"],
     );
+}
+
+#[test]
+fn a_failing_job_on_rayon_names_file_and_line_exits_non_zero_and_writes_nothing() {
+    let dir = TempDir::new().unwrap();
+    let mut input = b"good line\n".repeat(5000);
+    input.extend_from_slice(b"bad \xFF line\nafter\n");
+    fs::write(dir.path().join("in.txt"), &input).unwrap();
+    let run = run_example("wordcount", dir.path(), &["--input=in.txt", "--output=out/result", "--runner=rayon"]);
+    assert!(!run.success, "{run:?}");
+    assert!(run.stderr.contains("invalid UTF-8 in in.txt at line 5001"), "{}", run.stderr);
+    let out = dir.path().join("out");
+    let left: Vec<_> = fs::read_dir(&out).map(|d| d.map(|e| e.unwrap().file_name()).collect()).unwrap_or_default();
+    assert!(left.iter().all(|n| n.to_string_lossy().ends_with(".runnel-lock")), "no output: {left:?}");
 }
