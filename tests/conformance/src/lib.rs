@@ -235,6 +235,17 @@ macro_rules! conformance_suite {
                 triggers_that_fire_again_where_beam_needs_one_shot_are_refused,
                 a_second_grouping_over_consumed_sessions_is_refused,
                 remerge_merges_consumed_windows_again_at_the_next_grouping,
+                // Retractions applied end to end.
+                retracting_user_sums_give_team_totals_in_every_pane_over_fixed_windows [TestStream, Retractions],
+                retracting_session_sums_give_team_totals_in_every_pane_when_sessions_merge [TestStream, Retractions],
+                retracting_user_sums_give_team_totals_in_batch_over_fixed_windows [Retractions],
+                retracting_session_sums_give_team_totals_in_batch [Retractions],
+                mean_and_a_user_combine_fn_apply_retractions [Retractions],
+                min_over_retracting_input_keeps_a_multiset_of_inputs [Retractions],
+                group_by_key_of_retracting_input_removes_retracted_values [Retractions],
+                combine_without_an_inverse_over_retracting_input_is_refused,
+                window_into_a_non_retracting_strategy_after_retractions_is_refused [Retractions],
+                text_sink_refuses_retracting_input_unless_it_renders_retractions [Retractions],
                 // Windowing in batch.
                 fixed_windows_group_by_key_fires_one_on_time_pane_per_window,
                 fixed_windows_combine_per_key,
