@@ -797,4 +797,92 @@ mod tests {
         let mut acc = i64::MAX;
         Sum::<i64>::new().add_input(&mut acc, 1);
     }
+
+    #[test]
+    fn sum_count_and_mean_retract_what_they_added() {
+        let sum = Sum::<i64>::new();
+        let mut acc = sum.create_accumulator();
+        sum.try_add_input(&mut acc, 5).unwrap();
+        sum.try_add_input(&mut acc, 7).unwrap();
+        sum.retract_input(&mut acc, 5).unwrap();
+        assert_eq!((acc, sum.retraction()), (7, Retraction::Inverse));
+        let count = Count::<String>::new();
+        let mut acc = count.create_accumulator();
+        count.try_add_input(&mut acc, "a".into()).unwrap();
+        count.retract_input(&mut acc, "a".into()).unwrap();
+        assert_eq!(acc, 0);
+        let under = count.retract_input(&mut acc, "a".into()).unwrap_err().to_string();
+        assert_eq!(under, "count overflowed u64: 0 - 1 does not fit");
+        let mean = Mean::<i32>::new();
+        let mut acc = mean.create_accumulator();
+        for x in [1, 2, 6] {
+            mean.try_add_input(&mut acc, x).unwrap();
+        }
+        mean.retract_input(&mut acc, 1).unwrap();
+        assert_eq!(mean.extract_output(acc), 4.0);
+    }
+
+    #[test]
+    fn combines_without_an_inverse_keep_a_multiset_or_refuse() {
+        assert_eq!(Min::<i64>::new().retraction(), Retraction::Multiset);
+        assert_eq!(Max::<i64>::new().retraction(), Retraction::Multiset);
+        assert_eq!(Top::<i64>::largest(2).retraction(), Retraction::Multiset);
+        assert_eq!(ToList::<i64>::new().retraction(), Retraction::Multiset);
+        let mut acc = Min::<i64>::new().create_accumulator();
+        let no_inverse = CombineFn::retract_input(&Min::<i64>::new(), &mut acc, 1).unwrap_err().to_string();
+        assert!(no_inverse.contains("no retract_input"), "{no_inverse}");
+    }
+
+    #[test]
+    fn a_multiset_combine_forgets_one_occurrence_per_retraction() {
+        let (r, k) = (MultisetReducer(Min::<i64>::new()), "k".to_string());
+        let mut state = Reducer::<String, i64>::create(&r, &k).unwrap();
+        for x in [3, 1, 1, 5] {
+            r.add(&k, &mut state, x).unwrap();
+        }
+        r.retract(&k, &mut state, 1).unwrap();
+        assert_eq!(r.extract(&k, &state).unwrap(), Some(1), "one 1 is left");
+        r.retract(&k, &mut state, 1).unwrap();
+        assert_eq!(r.extract(&k, &state).unwrap(), Some(3));
+        // A retraction ahead of its value cancels it when it arrives, also across a merge.
+        let mut other = Reducer::<String, i64>::create(&r, &k).unwrap();
+        r.retract(&k, &mut other, 0).unwrap();
+        r.merge(&k, &mut state, other).unwrap();
+        assert_eq!(r.extract(&k, &state).unwrap(), Some(3));
+        r.add(&k, &mut state, 0).unwrap();
+        assert_eq!(r.extract_owned(&k, state).unwrap(), Some(3));
+    }
+
+    #[test]
+    fn a_combine_of_retracting_input_is_marked_and_never_lifted() {
+        use crate::prelude::*;
+        use runnel_runner_core::plan::{plan, OutputKind, PlanOptions};
+        let p = Pipeline::new(PipelineOptions::default());
+        let events = p.apply("Events", Create::timestamped(vec![(("a".to_string(), 1i64), Timestamp(1))]));
+        events
+            .apply(
+                "Window",
+                WindowInto::new(FixedWindows::of(10))
+                    .triggering(AfterWatermark::past_end_of_window().with_early_firings(AfterCount::of(1)))
+                    .retracting_fired_panes(),
+            )
+            .combine_per_key("UserSums", Sum::<i64>::new())
+            .apply("Rewindow", WindowInto::new(FixedWindows::of(10)).retracting_fired_panes())
+            .combine_per_key("Totals", Sum::<i64>::new());
+        events.combine_per_key("Plain", Sum::<i64>::new());
+        let graph = p.graph();
+        let retracting = |name: &str| graph.transforms[name].payload_as::<CombinePayload>().unwrap().retracting_input;
+        assert!(retracting("Totals") && !retracting("UserSums") && !retracting("Plain"));
+        let plan = plan(&graph, PlanOptions { lift_combines: true }).unwrap();
+        let lifted = |name: &str| {
+            let stage = plan.stages.iter().find(|s| s.root == name).unwrap();
+            plan.stages
+                .iter()
+                .flat_map(|s| &s.outputs)
+                .filter(|o| o.to_stage == stage.id)
+                .any(|o| matches!(o.kind, OutputKind::Shuffle { lifted: true, .. }))
+        };
+        assert!(lifted("Plain"), "a combine allowed to lift is lifted");
+        assert!(!lifted("Totals"), "the combine of retracting input is not");
+    }
 }
