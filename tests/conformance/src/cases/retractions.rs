@@ -349,3 +349,79 @@ pub fn text_sink_refuses_retracting_input_unless_it_renders_retractions(options:
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(net, BTreeMap::from([("red 3".to_string(), 2), ("blue 9".to_string(), 1)]), "{written}");
 }
+
+/// Element-wise transforms and Flatten carry the retraction flag: the teams split by a Filter
+/// and flattened back still total the latest per-user sums.
+pub fn filter_and_flatten_carry_retractions(options: PipelineOptions) {
+    let p = Pipeline::new(options.with_bundle_size(1));
+    let sums = batch_user_sums(&p);
+    let red = sums.filter("Red", |(team, _): &(String, i64)| team == "red");
+    let blue = sums.filter("Blue", |(team, _): &(String, i64)| team == "blue");
+    p.apply_to("Teams", vec![red, blue], Flatten)
+        .combine_per_key("TeamTotals", combine::Sum::<i64>::new())
+        .apply("Check", assert_last(in_first_window(vec![("red", 6), ("blue", 9)]), None));
+    run_ok(&p);
+}
+
+/// A side input view of retracting input holds the latest values: each retraction removes the
+/// value it retracts.
+pub fn side_input_of_retracting_input_holds_the_latest_values(options: PipelineOptions) {
+    let p = Pipeline::new(options.with_bundle_size(1));
+    let view = View::as_multimap(&batch_user_sums(&p));
+    let v = view.clone();
+    let teams = vec![("red".to_string(), Timestamp(1)), ("blue".to_string(), Timestamp(1))];
+    p.apply("Teams", Create::timestamped(teams))
+        .apply("TeamWindows", WindowInto::new(FixedWindows::of(10)))
+        .apply(
+            "Lookup",
+            ParDo::from_fn(move |team: String, ctx: &mut DoFnContext<'_, '_, (String, Vec<i64>)>| {
+                let mut sums = ctx.side_input(&v)?.get(&team).cloned().unwrap_or_default();
+                sums.sort();
+                ctx.emit((team, sums));
+                Ok(())
+            })
+            .with_side_input(&view),
+        )
+        .apply(
+            "Check",
+            PAssert::equal_in_any_order(vec![("red".to_string(), vec![3i64, 3]), ("blue".to_string(), vec![9])]),
+        );
+    run_ok(&p);
+}
+
+/// Order: a refinement's retraction never reaches the next grouping before the value it
+/// retracts, nor after the value replacing it (one event of elements cut into bundles of one,
+/// whose outputs a runner free to reorder bundles would deliver in any order). With a single user per team, every team total must then be a sum the
+/// user's grouping emitted; a misordered retraction would show a total no one emitted (the
+/// values are powers of two, so every emitted sum is a distinct set of bits).
+pub fn retractions_reach_the_next_grouping_in_order(options: PipelineOptions) {
+    let p = Pipeline::new(options.with_bundle_size(1));
+    let events: Vec<_> = (0..24).map(|i| (("alice".to_string(), 1i64 << i), 0)).collect();
+    let user_sums = p
+        .apply("Events", TestStream::new().add_elements(events))
+        .apply(
+            "UserWindows",
+            WindowInto::new(GlobalWindows::of())
+                .triggering(Triggers::repeatedly(AfterCount::of(1)))
+                .retracting_fired_panes(),
+        )
+        .combine_per_key("UserSums", combine::Sum::<i64>::new());
+    let team_totals = user_sums
+        .map("ByTeam", |(user, sum): (String, i64)| (team(&user), sum))
+        .combine_per_key("TeamTotals", combine::Sum::<i64>::new());
+    p.apply_to("Both", vec![user_sums, team_totals], Flatten).apply(
+        "Check",
+        Assert::on_elements(|observed: &[Observed<(String, i64)>]| {
+            let values = |key: &str| -> Vec<i64> {
+                observed.iter().filter(|o| !o.retraction && o.value.0 == key).map(|o| o.value.1).collect()
+            };
+            let (emitted, totals) = (values("alice"), values("red"));
+            match totals.iter().find(|t| !emitted.contains(t)) {
+                None if totals.contains(&((1 << 24) - 1)) => Ok(()),
+                None => Err(format!("no team total is the full sum: {totals:?}")),
+                Some(t) => Err(format!("team total {t:#b} was never a user sum (emitted {emitted:?})")),
+            }
+        }),
+    );
+    run_ok(&p);
+}
