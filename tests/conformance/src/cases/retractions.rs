@@ -31,13 +31,16 @@ fn user_sums_by_team(events: PCollection<(String, i64)>, windowing: WindowInto) 
         .map("ByTeam", |(user, sum): (String, i64)| (team(&user), sum))
 }
 
+/// What one pane of a key and window held: its values, and its retractions.
+type PaneContents<T> = (Vec<T>, Vec<T>);
+
 /// The panes of every key and window, in index order, as the values they hold, after checking
 /// the algebra of retracting panes: a pane holds one value, and every pane after the first also
 /// the retraction of exactly the value of the pane before it.
 fn refinements<T: Clone + PartialEq + Debug>(
     observed: &[Observed<(String, T)>],
 ) -> Result<BTreeMap<(String, Window), Vec<T>>, String> {
-    let mut panes: BTreeMap<(String, Window), BTreeMap<i64, (Vec<T>, Vec<T>)>> = BTreeMap::new();
+    let mut panes: BTreeMap<(String, Window), BTreeMap<i64, PaneContents<T>>> = BTreeMap::new();
     for o in observed {
         let (key, value) = o.value.clone();
         let pane = panes.entry((key, o.window)).or_default().entry(o.pane.index).or_default();
