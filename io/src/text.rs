@@ -42,10 +42,10 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use runnel::combine::ToList;
-use runnel::transforms::{Create, GroupByKey, Reshuffle};
+use runnel::transforms::{Create, GroupByKey, RenderRetractions, Reshuffle};
 use runnel::window::{GlobalWindows, WindowInto};
 use runnel::Combine;
 use runnel::{BoxError, DoFn, DoFnContext, PBegin, PCollection, PCollectionView, PTransform, ParDo, View};
@@ -180,17 +180,45 @@ runnel::register_dofn!(ReadFileFn, "runnel_io.text.ReadFile");
 /// p.run().unwrap();
 /// # assert!(std::path::Path::new(&format!("{prefix}-00001-of-00002")).is_file());
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct WriteToText {
     prefix: String,
     num_shards: usize,
+    /// How a retraction becomes a line, when the input carries retractions.
+    render: Option<RenderLine>,
+}
+
+/// Turns an element and whether it is a retraction into the line written.
+type RenderLine = Arc<dyn Fn(String, bool) -> String + Send + Sync>;
+
+impl std::fmt::Debug for WriteToText {
+    // By hand: the rendering is code, shown only as whether there is one.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteToText")
+            .field("prefix", &self.prefix)
+            .field("num_shards", &self.num_shards)
+            .field("renders_retractions", &self.render.is_some())
+            .finish()
+    }
 }
 
 impl WriteToText {
     /// Writes shards named `PREFIX-SSSSS-of-NNNNN`; `prefix` may contain directories (`out/counts`), which are
     /// created. [`DEFAULT_NUM_SHARDS`] shards unless [`WriteToText::with_num_shards`] says otherwise.
     pub fn new(prefix: impl Into<String>) -> Self {
-        WriteToText { prefix: prefix.into(), num_shards: 0 }
+        WriteToText { prefix: prefix.into(), num_shards: 0, render: None }
+    }
+
+    /// Writes input that carries retractions (the output of a grouping in retracting mode),
+    /// each element as the line `render(line, is_retraction)`, e.g. `-` before a retracted
+    /// line. A text file cannot take a value back, so without this such input is refused at
+    /// construction, naming the transform.
+    pub fn with_retractions_rendered(
+        mut self,
+        render: impl Fn(String, bool) -> String + Send + Sync + 'static,
+    ) -> Self {
+        self.render = Some(Arc::new(render));
+        self
     }
 
     /// Writes exactly `n` shards; 0 lets the runner choose (as in Beam), which today means [`DEFAULT_NUM_SHARDS`].
@@ -224,6 +252,23 @@ impl PTransform<PCollection<String>> for WriteToText {
             .apply("JobToken", Create::of(vec![()]))
             .apply("MakeJobToken", ParDo::registered(MakeJobTokenFn::new(self.prefix.clone())));
         let token = View::as_singleton(&token);
+        let input = match self.render {
+            Some(render) if input.carries_retractions() => {
+                input.apply("RenderRetractions", RenderRetractions(move |line, retraction| render(line, retraction)))
+            }
+            _ => {
+                if input.refuse_retractions(
+                    "a text file cannot take a line back: render retractions as lines with \
+                     WriteToText::with_retractions_rendered",
+                ) {
+                    // The pipeline is refused already; rendering the lines as they are keeps the
+                    // rewindowing below from reporting the same input a second time.
+                    input.apply("RenderRetractions", RenderRetractions(|line, _| line))
+                } else {
+                    input
+                }
+            }
+        };
         let temp_shards = input
             .apply("RewindowIntoGlobal", WindowInto::new(GlobalWindows::of()))
             .apply("AssignShards", ParDo::registered(AssignShardFn::new(num_shards)))

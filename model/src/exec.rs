@@ -35,8 +35,12 @@ pub trait ElementOps: Send + Sync {
     fn append(&self, into: &mut Batch, from: Batch);
     /// Cuts `batch` into batches of at most `max_len` elements.
     fn split(&self, batch: Batch, max_len: usize) -> Vec<Batch>;
-    /// Reorders the elements pseudo-randomly from `seed`.
+    /// Reorders the elements pseudo-randomly from `seed`, except that retractions stay ahead of
+    /// the other elements (a retraction reaches a consumer before the value that replaces it).
     fn shuffle(&self, batch: &mut Batch, seed: u64);
+    /// Whether any element of the batch is a retraction (runners never let a later batch of the
+    /// same PCollection overtake such a batch).
+    fn has_retractions(&self, batch: &Batch) -> bool;
     /// Appends the encoding of every windowed element to `out`, element after element. Each
     /// element's encoding is self-delimiting (a length, then the bytes), so encodings of several
     /// batches written back to back form one valid stream: a data plane can send elements as they

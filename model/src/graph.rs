@@ -253,6 +253,11 @@ pub struct CombinePayload {
     pub combine_fn: FnRef,
     /// Coder id of the accumulator (what crosses a lifted shuffle).
     pub accumulator_coder: String,
+    /// Whether the input may carry retractions (it comes from a grouping in retracting mode):
+    /// the combine applies them, and runners must not lift it (a partial accumulator cannot
+    /// carry a retraction across the shuffle).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retracting_input: bool,
 }
 
 /// Payload of [`crate::urns::CREATE`].

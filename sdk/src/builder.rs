@@ -28,6 +28,9 @@ pub(crate) struct Builder {
     pub(crate) window_fns: BTreeMap<String, Arc<dyn runnel_model::exec::WindowAssigner>>,
     pub(crate) names: BTreeSet<String>,
     pub(crate) options: PipelineOptions,
+    /// PCollections that may carry retractions: outputs of groupings in retracting mode, and
+    /// everything derived from them element-wise, unless rendered ([`Builder::mark_plain`]).
+    pub(crate) retracting: BTreeSet<String>,
 }
 
 /// What a primitive transform declares when it is added to the graph.
@@ -61,6 +64,7 @@ impl Builder {
             window_fns: BTreeMap::new(),
             names: BTreeSet::new(),
             options,
+            retracting: BTreeSet::new(),
         }
     }
 
@@ -101,6 +105,7 @@ impl Builder {
         }
         scope.primitive = true;
         let name = scope.full_name.clone();
+        let retracting = self.outputs_retract(spec.urn, spec.inputs.iter().map(|(_, id)| id.as_str()));
         let mut out_map = BTreeMap::new();
         let mut ids = Vec::new();
         for o in outputs {
@@ -115,6 +120,9 @@ impl Builder {
                 },
             );
             self.bindings.elements.insert(id.clone(), o.ops);
+            if retracting {
+                self.retracting.insert(id.clone());
+            }
             out_map.insert(o.tag, id.clone());
             ids.push(id);
         }
@@ -133,6 +141,39 @@ impl Builder {
             },
         );
         ids
+    }
+
+    /// Whether the outputs of a primitive `urn` reading `inputs` may carry retractions: a
+    /// grouping's when its input is windowed in retracting mode (it retracts its own panes, and
+    /// applies retractions it receives); any other transform's when one of its inputs may.
+    fn outputs_retract<'a>(&self, urn: &str, mut inputs: impl Iterator<Item = &'a str>) -> bool {
+        if urn == urns::GROUP_BY_KEY || urn == urns::COMBINE_PER_KEY {
+            inputs.any(|pc| {
+                self.graph
+                    .windowing_of(pc)
+                    .is_some_and(|ws| ws.accumulation_mode == runnel_model::AccumulationMode::Retracting)
+            })
+        } else {
+            inputs.any(|pc| self.retracting.contains(pc))
+        }
+    }
+
+    /// Whether PCollection `pc` may carry retractions.
+    pub(crate) fn is_retracting(&self, pc: &str) -> bool {
+        self.retracting.contains(pc)
+    }
+
+    /// Declares that `pc` carries no retractions: its producer renders them as plain values.
+    pub(crate) fn mark_plain(&mut self, pc: &str) {
+        self.retracting.remove(pc);
+    }
+
+    /// Records a construction error for `transform` reading retracting input it cannot apply.
+    pub(crate) fn refuse_retractions(&mut self, transform: &str, input: &str, why: &str) {
+        self.errors.push(format!(
+            "transform '{transform}': its input {input} carries retractions (it comes from a grouping in \
+             retracting mode), and {why}"
+        ));
     }
 
     /// The unique name of the transform being expanded.

@@ -40,12 +40,43 @@ pub trait CombineFn: Clone + Send + Sync + 'static {
         self.merge_accumulators(acc, other);
         Ok(())
     }
+    /// Removes one input added before: the inverse of [`add_input`](Self::add_input), applied
+    /// when the combine's input carries a retraction. Implement it together with
+    /// [`retraction`](Self::retraction) returning [`Retraction::Inverse`]. By default there is
+    /// no inverse and this fails the job (the SDK calls it only for `Inverse` combines).
+    fn retract_input(&self, acc: &mut Self::Acc, input: Self::In) -> Result<(), UserError> {
+        let _ = (acc, input);
+        Err("this CombineFn has no retract_input".into())
+    }
+    /// How the combine applies retractions when its input carries them (it comes from a
+    /// grouping in retracting mode): by [`retract_input`](Self::retract_input), by keeping its
+    /// inputs as a multiset, or not at all (construction fails naming the transform). Sum, Count
+    /// and Mean have an inverse; Min, Max, Top and ToList keep a multiset; a user CombineFn
+    /// refuses unless it says otherwise.
+    fn retraction(&self) -> Retraction {
+        Retraction::Refuse
+    }
     /// The result.
     fn extract_output(&self, acc: Self::Acc) -> Self::Out;
     /// For built-ins: the name and parameters shown in the graph.
     fn builtin(&self) -> Option<(&'static str, serde_json::Value)> {
         None
     }
+}
+
+/// How a [`CombineFn`] applies retracted inputs ([`CombineFn::retraction`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retraction {
+    /// [`CombineFn::retract_input`] undoes [`CombineFn::add_input`]: the accumulator takes
+    /// retractions itself, at no extra cost.
+    Inverse,
+    /// No inverse: over retracting input the grouping keeps each key and window's inputs as a
+    /// multiset (a retraction removes one equal occurrence) and combines them afresh for every
+    /// pane. Correct for any combine, at the memory cost of every input.
+    Multiset,
+    /// No inverse, and keeping every input is not wanted: a combine over retracting input is
+    /// refused at construction, naming the transform.
+    Refuse,
 }
 
 /// Runs a [`CombineFn`] as the reducer of the shared grouping machinery.
@@ -60,6 +91,9 @@ impl<K: Key, F: CombineFn> Reducer<K, F::In> for CombineReducer<F> {
     fn add(&self, key: &K, state: &mut F::Acc, value: F::In) -> Result<(), UserError> {
         self.0.try_add_input(state, value).map_err(|e| for_key(key, e))
     }
+    fn retract(&self, key: &K, state: &mut F::Acc, value: F::In) -> Result<(), UserError> {
+        self.0.retract_input(state, value).map_err(|e| for_key(key, e))
+    }
     fn merge(&self, key: &K, state: &mut F::Acc, other: F::Acc) -> Result<(), UserError> {
         self.0.try_merge_accumulators(state, other).map_err(|e| for_key(key, e))
     }
@@ -68,6 +102,61 @@ impl<K: Key, F: CombineFn> Reducer<K, F::In> for CombineReducer<F> {
     }
     fn extract_owned(&self, _: &K, state: F::Acc) -> Result<F::Out, UserError> {
         Ok(self.0.extract_output(state))
+    }
+}
+
+/// Runs a [`CombineFn`] without an inverse over retracting input ([`Retraction::Multiset`]): the
+/// state is the multiset of inputs (by encoding, with signed counts so that a retraction may
+/// arrive before its value), combined afresh for each pane.
+pub struct MultisetReducer<F>(pub F);
+
+/// Inputs by encoding, each with the input and how many times it is held.
+type Multiset<T> = std::collections::BTreeMap<Vec<u8>, (T, i64)>;
+
+impl<F: CombineFn> MultisetReducer<F> {
+    fn count(state: &mut Multiset<F::In>, value: F::In, by: i64) {
+        let bytes = bincode::serialize(&value).unwrap_or_default();
+        let entry = state.entry(bytes).or_insert((value, 0));
+        entry.1 += by;
+        if entry.1 == 0 {
+            let bytes = bincode::serialize(&entry.0).unwrap_or_default();
+            state.remove(&bytes);
+        }
+    }
+}
+
+impl<K: Key, F: CombineFn> Reducer<K, F::In> for MultisetReducer<F> {
+    type State = Multiset<F::In>;
+    type Output = F::Out;
+    fn create(&self, _: &K) -> Result<Self::State, UserError> {
+        Ok(Multiset::new())
+    }
+    fn add(&self, _: &K, state: &mut Self::State, value: F::In) -> Result<(), UserError> {
+        Self::count(state, value, 1);
+        Ok(())
+    }
+    fn retract(&self, _: &K, state: &mut Self::State, value: F::In) -> Result<(), UserError> {
+        Self::count(state, value, -1);
+        Ok(())
+    }
+    fn merge(&self, _: &K, state: &mut Self::State, other: Self::State) -> Result<(), UserError> {
+        for (value, n) in other.into_values() {
+            Self::count(state, value, n);
+        }
+        Ok(())
+    }
+    fn extract(&self, key: &K, state: &Self::State) -> Result<F::Out, UserError> {
+        let mut acc = self.0.create_accumulator();
+        // Inputs retracted before they arrived (a negative count) are not there yet.
+        for (value, n) in state.values().filter(|(_, n)| *n > 0) {
+            for _ in 0..*n {
+                self.0.try_add_input(&mut acc, value.clone()).map_err(|e| for_key(key, e))?;
+            }
+        }
+        Ok(self.0.extract_output(acc))
+    }
+    fn extract_owned(&self, key: &K, state: Self::State) -> Result<F::Out, UserError> {
+        self.extract(key, &state)
     }
 }
 
@@ -88,10 +177,12 @@ fn for_key<K: Key>(key: &K, source: UserError) -> UserError {
 
 /// A built-in combine's result does not fit in its type.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{combine} overflowed {type_name}: {left} + {right} does not fit")]
+#[error("{combine} overflowed {type_name}: {left} {operator} {right} does not fit")]
 pub struct ArithmeticOverflow {
     /// The combine (`sum`, `count`, `mean`).
     pub combine: &'static str,
+    /// `+` for an input or a merge, `-` for a retraction.
+    pub operator: &'static str,
     /// The type that overflowed.
     pub type_name: &'static str,
     /// The accumulated value.
@@ -105,6 +196,8 @@ pub struct ArithmeticOverflow {
 pub trait Summable: Data + Default {
     /// `self + other`, or `None` when the sum does not fit in the type.
     fn checked_sum(self, other: Self) -> Option<Self>;
+    /// `self - other` (a retraction), or `None` when the difference does not fit in the type.
+    fn checked_difference(self, other: Self) -> Option<Self>;
 }
 
 macro_rules! summable_integers {
@@ -112,6 +205,9 @@ macro_rules! summable_integers {
         impl Summable for $t {
             fn checked_sum(self, other: Self) -> Option<Self> {
                 self.checked_add(other)
+            }
+            fn checked_difference(self, other: Self) -> Option<Self> {
+                self.checked_sub(other)
             }
         }
     )*};
@@ -122,22 +218,47 @@ impl Summable for f32 {
     fn checked_sum(self, other: Self) -> Option<Self> {
         Some(self + other)
     }
+    fn checked_difference(self, other: Self) -> Option<Self> {
+        Some(self - other)
+    }
 }
 impl Summable for f64 {
     fn checked_sum(self, other: Self) -> Option<Self> {
         Some(self + other)
     }
+    fn checked_difference(self, other: Self) -> Option<Self> {
+        Some(self - other)
+    }
 }
 
 /// `left + right` for `combine`, or the overflow error naming both.
 fn add_checked<T: Summable>(combine: &'static str, left: &mut T, right: T) -> Result<(), ArithmeticOverflow> {
-    match left.clone().checked_sum(right.clone()) {
-        Some(sum) => {
-            *left = sum;
+    let sum = left.clone().checked_sum(right.clone());
+    store_checked(combine, "+", left, right, sum)
+}
+
+/// `left - right` for `combine` (a retraction), or the overflow error naming both.
+fn subtract_checked<T: Summable>(combine: &'static str, left: &mut T, right: T) -> Result<(), ArithmeticOverflow> {
+    let difference = left.clone().checked_difference(right.clone());
+    store_checked(combine, "-", left, right, difference)
+}
+
+/// Stores `result` of `left operator right` in `left`, or names both when it did not fit.
+fn store_checked<T: Summable>(
+    combine: &'static str,
+    operator: &'static str,
+    left: &mut T,
+    right: T,
+    result: Option<T>,
+) -> Result<(), ArithmeticOverflow> {
+    match result {
+        Some(value) => {
+            *left = value;
             Ok(())
         }
         None => Err(ArithmeticOverflow {
             combine,
+            operator,
             type_name: std::any::type_name::<T>(),
             left: format!("{left:?}"),
             right: format!("{right:?}"),
@@ -156,16 +277,23 @@ fn or_panic(result: Result<(), ArithmeticOverflow>) {
 /// Makes the CombineFn of a combine from its payload (rebuilt from the graph, or cloned).
 type MakeCombineFn<F> = Arc<dyn Fn(&CombinePayload) -> Result<F, UserError> + Send + Sync>;
 
-/// The code of a combine per key: the whole grouping, and its halves for runners that lift it.
+/// The code of a combine per key: the whole grouping (over a multiset of inputs with
+/// `multiset`, see [`Retraction::Multiset`]), and its halves for runners that lift it.
 fn combine_code<K: Key, F: CombineFn>(
     make_fn: MakeCombineFn<F>,
     window_fn: Option<Arc<dyn WindowAssigner>>,
+    multiset: bool,
 ) -> (CombineFactory, CombineHalves) {
     let whole: CombineFactory = {
         let (make_fn, window_fn) = (make_fn.clone(), window_fn.clone());
         Arc::new(move |payload, ws| {
-            let reducer = CombineReducer(make_fn(payload)?);
-            Ok(Box::new(GroupAlsoByWindow::<K, F::In, _>::with_window_fn(reducer, ws, window_fn.clone())?))
+            let f = make_fn(payload)?;
+            let window_fn = window_fn.clone();
+            Ok(if multiset {
+                Box::new(GroupAlsoByWindow::<K, F::In, _>::with_window_fn(MultisetReducer(f), ws, window_fn)?)
+            } else {
+                Box::new(GroupAlsoByWindow::<K, F::In, _>::with_window_fn(CombineReducer(f), ws, window_fn)?)
+            })
         })
     };
     let merge_grouping: CombineFactory = {
@@ -239,8 +367,19 @@ impl<K: Key, F: CombineFn> PTransform<PCollection<(K, F::In)>> for CombinePerKey
         let accumulator_coder = b.serde_coder::<F::Acc>();
         let name = b.current_name();
         let window_fn = b.window_fn_of(input.id());
-        drop(b);
         let f = self.f;
+        // Over retracting input the combine applies retractions by its rule (and is never lifted).
+        let retracting_input = b.is_retracting(input.id());
+        if retracting_input && f.retraction() == Retraction::Refuse {
+            b.refuse_retractions(
+                &name,
+                input.id(),
+                "its CombineFn has no inverse: implement CombineFn::retract_input (with retraction() \
+                 returning Retraction::Inverse), or return Retraction::Multiset to keep every input",
+            );
+        }
+        let multiset = retracting_input && f.retraction() == Retraction::Multiset;
+        drop(b);
         let (combine_fn, make_fn): (FnRef, MakeCombineFn<F>) = match (self.registered, f.builtin()) {
             (Some((fn_name, value, from_json)), _) => {
                 // Serde, not typetag, suffices: the binding is monomorphic in F and only needs F's
@@ -262,8 +401,8 @@ impl<K: Key, F: CombineFn> PTransform<PCollection<(K, F::In)>> for CombinePerKey
                 Arc::new(move |_: &CombinePayload| Ok(f.clone())),
             ),
         };
-        let (instantiate, halves) = combine_code::<K, F>(make_fn, window_fn);
-        let payload = CombinePayload { combine_fn, accumulator_coder };
+        let (instantiate, halves) = combine_code::<K, F>(make_fn, window_fn, multiset);
+        let payload = CombinePayload { combine_fn, accumulator_coder, retracting_input };
         let spec = PrimitiveSpec {
             urn: urns::COMBINE_PER_KEY,
             inputs: vec![("in".into(), input.id().to_string())],
@@ -306,6 +445,12 @@ impl<T: Summable> CombineFn for Sum<T> {
     fn try_merge_accumulators(&self, acc: &mut T, other: T) -> Result<(), UserError> {
         Ok(add_checked("sum", acc, other)?)
     }
+    fn retract_input(&self, acc: &mut T, input: T) -> Result<(), UserError> {
+        Ok(subtract_checked("sum", acc, input)?)
+    }
+    fn retraction(&self) -> Retraction {
+        Retraction::Inverse
+    }
     fn extract_output(&self, acc: T) -> T {
         acc
     }
@@ -343,6 +488,12 @@ impl<T: Data> CombineFn for Count<T> {
     }
     fn try_merge_accumulators(&self, acc: &mut u64, other: u64) -> Result<(), UserError> {
         Ok(add_checked("count", acc, other)?)
+    }
+    fn retract_input(&self, acc: &mut u64, _: T) -> Result<(), UserError> {
+        Ok(subtract_checked("count", acc, 1)?)
+    }
+    fn retraction(&self) -> Retraction {
+        Retraction::Inverse
     }
     fn extract_output(&self, acc: u64) -> u64 {
         acc
@@ -388,6 +539,14 @@ impl<T: Data + Into<f64>> CombineFn for Mean<T> {
         acc.0 += other.0;
         Ok(())
     }
+    fn retract_input(&self, acc: &mut (f64, u64), input: T) -> Result<(), UserError> {
+        subtract_checked("mean", &mut acc.1, 1)?;
+        acc.0 -= input.into();
+        Ok(())
+    }
+    fn retraction(&self) -> Retraction {
+        Retraction::Inverse
+    }
     fn extract_output(&self, acc: (f64, u64)) -> f64 {
         if acc.1 == 0 {
             f64::NAN
@@ -429,6 +588,10 @@ impl<T: Data + Ord> CombineFn for Min<T> {
     fn extract_output(&self, acc: Option<T>) -> Option<T> {
         acc
     }
+    /// No inverse: a multiset of inputs over retracting input.
+    fn retraction(&self) -> Retraction {
+        Retraction::Multiset
+    }
     fn builtin(&self) -> Option<(&'static str, serde_json::Value)> {
         Some(("min", serde_json::Value::Null))
     }
@@ -462,6 +625,10 @@ impl<T: Data + Ord> CombineFn for Max<T> {
     }
     fn extract_output(&self, acc: Option<T>) -> Option<T> {
         acc
+    }
+    /// No inverse: a multiset of inputs over retracting input.
+    fn retraction(&self) -> Retraction {
+        Retraction::Multiset
     }
     fn builtin(&self) -> Option<(&'static str, serde_json::Value)> {
         Some(("max", serde_json::Value::Null))
@@ -516,6 +683,10 @@ impl<T: Data + Ord> CombineFn for Top<T> {
         self.trim(&mut acc);
         acc
     }
+    /// No inverse: a multiset of inputs over retracting input.
+    fn retraction(&self) -> Retraction {
+        Retraction::Multiset
+    }
     fn builtin(&self) -> Option<(&'static str, serde_json::Value)> {
         Some(("top", serde_json::json!({ "n": self.n, "largest": self.largest })))
     }
@@ -545,6 +716,10 @@ impl<T: Data> CombineFn for ToList<T> {
     }
     fn extract_output(&self, acc: Vec<T>) -> Vec<T> {
         acc
+    }
+    /// No inverse: a multiset of inputs over retracting input.
+    fn retraction(&self) -> Retraction {
+        Retraction::Multiset
     }
     fn builtin(&self) -> Option<(&'static str, serde_json::Value)> {
         Some(("to_list", serde_json::Value::Null))
@@ -621,5 +796,93 @@ mod tests {
     fn the_infallible_entry_points_panic_rather_than_wrap() {
         let mut acc = i64::MAX;
         Sum::<i64>::new().add_input(&mut acc, 1);
+    }
+
+    #[test]
+    fn sum_count_and_mean_retract_what_they_added() {
+        let sum = Sum::<i64>::new();
+        let mut acc = sum.create_accumulator();
+        sum.try_add_input(&mut acc, 5).unwrap();
+        sum.try_add_input(&mut acc, 7).unwrap();
+        sum.retract_input(&mut acc, 5).unwrap();
+        assert_eq!((acc, sum.retraction()), (7, Retraction::Inverse));
+        let count = Count::<String>::new();
+        let mut acc = count.create_accumulator();
+        count.try_add_input(&mut acc, "a".into()).unwrap();
+        count.retract_input(&mut acc, "a".into()).unwrap();
+        assert_eq!(acc, 0);
+        let under = count.retract_input(&mut acc, "a".into()).unwrap_err().to_string();
+        assert_eq!(under, "count overflowed u64: 0 - 1 does not fit");
+        let mean = Mean::<i32>::new();
+        let mut acc = mean.create_accumulator();
+        for x in [1, 2, 6] {
+            mean.try_add_input(&mut acc, x).unwrap();
+        }
+        mean.retract_input(&mut acc, 1).unwrap();
+        assert_eq!(mean.extract_output(acc), 4.0);
+    }
+
+    #[test]
+    fn combines_without_an_inverse_keep_a_multiset_or_refuse() {
+        assert_eq!(Min::<i64>::new().retraction(), Retraction::Multiset);
+        assert_eq!(Max::<i64>::new().retraction(), Retraction::Multiset);
+        assert_eq!(Top::<i64>::largest(2).retraction(), Retraction::Multiset);
+        assert_eq!(ToList::<i64>::new().retraction(), Retraction::Multiset);
+        let mut acc = Min::<i64>::new().create_accumulator();
+        let no_inverse = CombineFn::retract_input(&Min::<i64>::new(), &mut acc, 1).unwrap_err().to_string();
+        assert!(no_inverse.contains("no retract_input"), "{no_inverse}");
+    }
+
+    #[test]
+    fn a_multiset_combine_forgets_one_occurrence_per_retraction() {
+        let (r, k) = (MultisetReducer(Min::<i64>::new()), "k".to_string());
+        let mut state = Reducer::<String, i64>::create(&r, &k).unwrap();
+        for x in [3, 1, 1, 5] {
+            r.add(&k, &mut state, x).unwrap();
+        }
+        r.retract(&k, &mut state, 1).unwrap();
+        assert_eq!(r.extract(&k, &state).unwrap(), Some(1), "one 1 is left");
+        r.retract(&k, &mut state, 1).unwrap();
+        assert_eq!(r.extract(&k, &state).unwrap(), Some(3));
+        // A retraction ahead of its value cancels it when it arrives, also across a merge.
+        let mut other = Reducer::<String, i64>::create(&r, &k).unwrap();
+        r.retract(&k, &mut other, 0).unwrap();
+        r.merge(&k, &mut state, other).unwrap();
+        assert_eq!(r.extract(&k, &state).unwrap(), Some(3));
+        r.add(&k, &mut state, 0).unwrap();
+        assert_eq!(r.extract_owned(&k, state).unwrap(), Some(3));
+    }
+
+    #[test]
+    fn a_combine_of_retracting_input_is_marked_and_never_lifted() {
+        use crate::prelude::*;
+        use runnel_runner_core::plan::{plan, OutputKind, PlanOptions};
+        let p = Pipeline::new(PipelineOptions::default());
+        let events = p.apply("Events", Create::timestamped(vec![(("a".to_string(), 1i64), Timestamp(1))]));
+        events
+            .apply(
+                "Window",
+                WindowInto::new(FixedWindows::of(10))
+                    .triggering(AfterWatermark::past_end_of_window().with_early_firings(AfterCount::of(1)))
+                    .retracting_fired_panes(),
+            )
+            .combine_per_key("UserSums", Sum::<i64>::new())
+            .apply("Rewindow", WindowInto::new(FixedWindows::of(10)).retracting_fired_panes())
+            .combine_per_key("Totals", Sum::<i64>::new());
+        events.combine_per_key("Plain", Sum::<i64>::new());
+        let graph = p.graph();
+        let retracting = |name: &str| graph.transforms[name].payload_as::<CombinePayload>().unwrap().retracting_input;
+        assert!(retracting("Totals") && !retracting("UserSums") && !retracting("Plain"));
+        let plan = plan(&graph, PlanOptions { lift_combines: true }).unwrap();
+        let lifted = |name: &str| {
+            let stage = plan.stages.iter().find(|s| s.root == name).unwrap();
+            plan.stages
+                .iter()
+                .flat_map(|s| &s.outputs)
+                .filter(|o| o.to_stage == stage.id)
+                .any(|o| matches!(o.kind, OutputKind::Shuffle { lifted: true, .. }))
+        };
+        assert!(lifted("Plain"), "a combine allowed to lift is lifted");
+        assert!(!lifted("Totals"), "the combine of retracting input is not");
     }
 }

@@ -35,7 +35,7 @@ pub mod transforms;
 pub mod unbounded;
 pub mod window;
 
-pub use combine::{ArithmeticOverflow, CombineFn, CombinePerKey, Summable};
+pub use combine::{ArithmeticOverflow, CombineFn, CombinePerKey, Retraction, Summable};
 pub use dofn::{DoFn, DoFnContext, OutputTag, ParDo, ParDoOutputs};
 pub use error::{BoxError, PipelineError};
 pub use handle::{PipelineHandle, PipelineResult};
@@ -51,7 +51,7 @@ pub use transforms::Combine;
 
 /// Everything a pipeline author usually needs.
 pub mod prelude {
-    pub use crate::combine::{self, CombineFn, CombinePerKey};
+    pub use crate::combine::{self, CombineFn, CombinePerKey, Retraction};
     pub use crate::dofn::{DoFn, DoFnContext, OutputTag, ParDo};
     pub use crate::side_input::{PCollectionView, View};
     pub use crate::test_stream::TestStream;

@@ -248,6 +248,27 @@ impl<T: Data> PCollection<T> {
     pub fn boundedness(&self) -> Boundedness {
         self.pipeline.lock().pcollection(&self.id).is_bounded
     }
+
+    /// Whether elements of this PCollection may be retractions: it comes from a grouping in
+    /// retracting mode (directly or through element-wise transforms), and no
+    /// [`RenderRetractions`](crate::transforms::RenderRetractions) turned them into plain values.
+    pub fn carries_retractions(&self) -> bool {
+        self.pipeline.lock().is_retracting(&self.id)
+    }
+
+    /// For a transform that cannot apply retractions (a sink that only appends, say): when this
+    /// PCollection carries them, records a construction error naming the transform being
+    /// applied, the PCollection and `why`, so the pipeline is refused before it runs. Returns
+    /// whether it refused.
+    pub fn refuse_retractions(&self, why: &str) -> bool {
+        let mut b = self.pipeline.lock();
+        if !b.is_retracting(&self.id) {
+            return false;
+        }
+        let name = b.current_name();
+        b.refuse_retractions(&name, &self.id, why);
+        true
+    }
 }
 
 impl PBegin {

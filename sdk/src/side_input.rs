@@ -69,9 +69,25 @@ struct TypedView<T, V> {
 impl<T: Data, V: Send + Sync + 'static> ViewMaterializer for TypedView<T, V> {
     fn materialize(&self, batches: &[Batch]) -> Result<BTreeMap<Window, ViewValue>, UserError> {
         let mut by_window: BTreeMap<Window, Vec<T>> = BTreeMap::new();
+        let mut retracted: Vec<(Window, Vec<u8>)> = Vec::new();
         for b in batches {
             for wv in downcast_ref::<T>(b) {
-                by_window.entry(wv.window).or_default().push(wv.value.clone());
+                if wv.retraction {
+                    retracted.push((wv.window, bincode::serialize(&wv.value).unwrap_or_default()));
+                } else {
+                    by_window.entry(wv.window).or_default().push(wv.value.clone());
+                }
+            }
+        }
+        // A view holds the latest values: each retraction removes one equal value of its window
+        // (all of the side input is at hand, so order does not matter).
+        for (window, bytes) in retracted {
+            let Some(values) = by_window.get_mut(&window) else { continue };
+            if let Some(i) = values.iter().position(|v| bincode::serialize(v).unwrap_or_default() == bytes) {
+                values.remove(i);
+            }
+            if values.is_empty() {
+                by_window.remove(&window);
             }
         }
         by_window

@@ -462,6 +462,7 @@ impl<T: Data> PTransform<PCollection<T>> for Assert<T> {
         );
         // Always rewindow: elements may lie in windows other than their PCollection's strategy assigns (a DoFn
         // may emit into any window), and the check must see them all at once.
+        reified.pipeline().lock().mark_plain(reified.id());
         let reified = reified.apply("IntoGlobalWindow", WindowInto::new(WindowFnSpec::Global));
         let all = reified.apply("Collect", Combine::globally(ToList::new()));
         let check = self.check;

@@ -1,6 +1,6 @@
 //! The built-in composite transforms: Map/FlatMap/Filter, Partition, CoGroupByKey,
 //! Keys/Values/KvSwap/WithKeys/WithTimestamps, CountPerElement, Distinct, Combine.globally and
-//! Combine.grouped_values (and, re-exported, the primitives Create, Flatten, Reshuffle, GroupByKey).
+//! Combine.grouped_values, RenderRetractions (and, re-exported, the primitives Create, Flatten, Reshuffle, GroupByKey).
 
 use crate::combine::{self, CombineFn, CombinePerKey};
 use crate::dofn::{DoFn, DoFnContext, OutputTag, ParDo};
@@ -9,7 +9,7 @@ use crate::pipeline::{PCollection, PTransform};
 pub use crate::primitives::{Create, Flatten, GroupByKey, Reshuffle};
 use crate::side_input::View;
 use crate::window::WindowInto;
-use runnel_model::{Timestamp, WindowFnSpec};
+use runnel_model::{Timestamp, WindowFnSpec, WindowedValue};
 use runnel_runner_core::{Data, Key};
 use serde::{Deserialize, Serialize};
 use std::marker::PhantomData;
@@ -442,5 +442,30 @@ impl<K: Key, F: CombineFn> PTransform<PCollection<(K, Vec<F::In>)>> for CombineG
     type Output = PCollection<(K, F::Out)>;
     fn expand(self, input: PCollection<(K, Vec<F::In>)>) -> PCollection<(K, F::Out)> {
         ParDo::of(CombineValuesFn { f: self.f, _k: PhantomData }).expand(input)
+    }
+}
+
+/// Renders retractions as plain values, for consumers that cannot apply them (a sink that only
+/// appends, a WindowInto into a non-retracting strategy): each element becomes
+/// `f(value, is_retraction)`, with its timestamp, window and pane, and is never a retraction
+/// itself. Downstream, nothing is applied for you any more: the rendering says what a
+/// retraction means (a `-` line, a negated value, a delete command).
+pub struct RenderRetractions<F>(pub F);
+
+impl<T: Data, U: Data, F: Fn(T, bool) -> U + Send + Sync + Clone + 'static> PTransform<PCollection<T>>
+    for RenderRetractions<F>
+{
+    type Output = PCollection<U>;
+    fn expand(self, input: PCollection<T>) -> PCollection<U> {
+        let f = self.0;
+        let rendered = ParDo::from_fn(move |value: T, ctx: &mut DoFnContext<'_, '_, U>| {
+            let (timestamp, window, pane) = (ctx.timestamp(), ctx.window(), ctx.pane());
+            let value = f(value, ctx.is_retraction());
+            ctx.emit_windowed(WindowedValue { value, timestamp, window, pane, retraction: false });
+            Ok(())
+        })
+        .expand(input);
+        rendered.pipeline().lock().mark_plain(rendered.id());
+        rendered
     }
 }

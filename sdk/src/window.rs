@@ -318,6 +318,16 @@ impl<T: Data> PTransform<PCollection<T>> for WindowInto {
             let name = b.current_name();
             b.trigger_may_finish(&name, &self.strategy.trigger);
         }
+        if b.is_retracting(input.id()) && self.strategy.accumulation_mode != AccumulationMode::Retracting {
+            let name = b.current_name();
+            b.refuse_retractions(
+                &name,
+                input.id(),
+                "the new windowing strategy is not retracting: a later grouping would count every \
+                 refinement on top of the value it replaces; window into a retracting strategy \
+                 (.retracting_fired_panes()) or render the retractions first (RenderRetractions)",
+            );
+        }
         let strategy_id = b.intern_strategy(self.strategy.clone());
         if let Some(window_fn) = &self.custom {
             b.bind_window_fn(&strategy_id, window_fn.clone());

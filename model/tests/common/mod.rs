@@ -200,6 +200,7 @@ pub fn sample_graph() -> Graph {
         serde_json::to_value(CombinePayload {
             combine_fn: FnRef::Builtin { name: "sum".to_string(), params: json!({"checked": true}) },
             accumulator_coder: "i64".to_string(),
+            retracting_input: false,
         })
         .unwrap(),
     ));

@@ -28,6 +28,13 @@ pub trait Reducer<K, V>: Send + 'static {
     fn create(&self, key: &K) -> Result<Self::State, UserError>;
     /// Folds one value in.
     fn add(&self, key: &K, state: &mut Self::State, value: V) -> Result<(), UserError>;
+    /// Removes one earlier input from the state: the input arrived marked as a retraction (its
+    /// upstream grouping refined a pane in retracting mode). By default the reducer cannot, and the
+    /// job fails naming the key: the SDK only builds such reducers where no retraction can arrive.
+    fn retract(&self, key: &K, state: &mut Self::State, value: V) -> Result<(), UserError> {
+        let _ = (key, state, value);
+        Err("this grouping cannot apply a retraction".into())
+    }
     /// Folds another state in (merging windows).
     fn merge(&self, key: &K, state: &mut Self::State, other: Self::State) -> Result<(), UserError>;
     /// The output of a pane, keeping the state (accumulating modes).
@@ -36,28 +43,74 @@ pub trait Reducer<K, V>: Send + 'static {
     fn extract_owned(&self, key: &K, state: Self::State) -> Result<Self::Output, UserError>;
 }
 
-/// GroupByKey's reducer: a pane holds every value.
+/// GroupByKey's reducer: a pane holds every value. A retraction removes one equal value (equal
+/// by encoding, as keys are compared); one that finds none is kept until the value arrives, so
+/// the group is right whatever the order within a bundle.
 pub struct BufferValues;
 
+/// The state of [`BufferValues`]: the values, and retractions still waiting for theirs.
+pub struct Group<V> {
+    values: Vec<V>,
+    unmatched: Vec<Vec<u8>>,
+}
+
+impl<V: Data> Group<V> {
+    /// Removes one value encoded as `bytes`, or remembers the retraction until it arrives.
+    fn remove_one(&mut self, bytes: Vec<u8>) {
+        // The latest equal value: the one a refinement most likely replaces.
+        match self.values.iter().rposition(|v| encoding(v) == bytes) {
+            Some(i) => {
+                self.values.remove(i);
+            }
+            None => self.unmatched.push(bytes),
+        }
+    }
+}
+
+/// The bytes values are compared by when a retraction looks for its value.
+fn encoding<V: Data>(value: &V) -> Vec<u8> {
+    bincode::serialize(value).unwrap_or_default()
+}
+
 impl<K: Key, V: Data> Reducer<K, V> for BufferValues {
-    type State = Vec<V>;
+    type State = Group<V>;
     type Output = Vec<V>;
-    fn create(&self, _: &K) -> Result<Vec<V>, UserError> {
-        Ok(Vec::new())
+    fn create(&self, _: &K) -> Result<Group<V>, UserError> {
+        Ok(Group { values: Vec::new(), unmatched: Vec::new() })
     }
-    fn add(&self, _: &K, state: &mut Vec<V>, value: V) -> Result<(), UserError> {
-        state.push(value);
+    fn add(&self, _: &K, state: &mut Group<V>, value: V) -> Result<(), UserError> {
+        if !state.unmatched.is_empty() {
+            let bytes = encoding(&value);
+            if let Some(i) = state.unmatched.iter().position(|u| *u == bytes) {
+                state.unmatched.swap_remove(i);
+                return Ok(());
+            }
+        }
+        state.values.push(value);
         Ok(())
     }
-    fn merge(&self, _: &K, state: &mut Vec<V>, other: Vec<V>) -> Result<(), UserError> {
-        state.extend(other);
+    fn retract(&self, _: &K, state: &mut Group<V>, value: V) -> Result<(), UserError> {
+        state.remove_one(encoding(&value));
         Ok(())
     }
-    fn extract(&self, _: &K, state: &Vec<V>) -> Result<Vec<V>, UserError> {
-        Ok(state.clone())
+    fn merge(&self, key: &K, state: &mut Group<V>, other: Group<V>) -> Result<(), UserError> {
+        if state.unmatched.is_empty() && other.unmatched.is_empty() {
+            state.values.extend(other.values);
+            return Ok(());
+        }
+        for value in other.values {
+            self.add(key, state, value)?;
+        }
+        for bytes in other.unmatched {
+            state.remove_one(bytes);
+        }
+        Ok(())
     }
-    fn extract_owned(&self, _: &K, state: Vec<V>) -> Result<Vec<V>, UserError> {
-        Ok(state)
+    fn extract(&self, _: &K, state: &Group<V>) -> Result<Vec<V>, UserError> {
+        Ok(state.values.clone())
+    }
+    fn extract_owned(&self, _: &K, state: Group<V>) -> Result<Vec<V>, UserError> {
+        Ok(state.values)
     }
 }
 
@@ -67,8 +120,8 @@ struct PaneHistory<O> {
     /// Panes fired so far, and how many of them were on time or late.
     fired: i64,
     nonspeculative: i64,
-    /// Last emitted output, to retract it in retracting mode.
-    last_output: Option<O>,
+    /// Last emitted output with its timestamp and pane, to retract it in retracting mode.
+    last_output: Option<(O, Timestamp, PaneInfo)>,
 }
 
 /// One key in one window: reducer state, trigger state, watermark holds and pane bookkeeping.
@@ -388,6 +441,7 @@ impl<K: Key, V: Data, R: Reducer<K, V>> GroupAlsoByWindow<K, V, R> {
         holds: &mut Holds,
         window: Window,
         marks: Marks,
+        out: &mut Vec<WindowedValue<(K, R::Output)>>,
     ) -> Result<Merged, UserError> {
         let (group, result) = Self::merge_plan(config, windows, window);
         // A window whose trigger finished stays closed: a result with its bounds is that window.
@@ -436,9 +490,19 @@ impl<K: Key, V: Data, R: Reducer<K, V>> GroupAlsoByWindow<K, V, R> {
                 });
             }
             // Only a result equal to a merged window keeps that window's panes; a new window's
-            // first pane is index 0 again.
+            // first pane is index 0 again. A window merged away retracts its last output at once,
+            // in its own window, before anything is emitted for the result (in retracting mode
+            // only retracting panes keep a last output).
             if kw.window == result {
                 target.history = kw.history;
+            } else if let Some((previous, timestamp, pane)) = kw.history.and_then(|h| h.last_output) {
+                out.push(WindowedValue {
+                    value: (key.clone(), previous),
+                    timestamp,
+                    window: kw.window,
+                    pane: PaneInfo { is_last: true, ..pane },
+                    retraction: true,
+                });
             }
         }
         if strategy.timestamp_combiner == TimestampCombiner::EndOfWindow {
@@ -513,17 +577,19 @@ impl<K: Key, V: Data, R: Reducer<K, V>> GroupAlsoByWindow<K, V, R> {
                 nonspeculative_index: if timing == PaneTiming::Early { -1 } else { history.nonspeculative },
             };
             if strategy.accumulation_mode == AccumulationMode::Retracting {
-                if let Some(previous) = history.last_output.take() {
+                // The retraction keeps the retracted value's timestamp, so a downstream WindowInto
+                // puts it where it put that value.
+                if let Some((previous, at, _)) = history.last_output.take() {
                     out.push(WindowedValue {
                         value: (key.clone(), previous),
-                        timestamp,
+                        timestamp: at,
                         window,
                         pane,
                         retraction: true,
                     });
                 }
                 if !is_last {
-                    history.last_output = Some(output.clone());
+                    history.last_output = Some((output.clone(), timestamp, pane));
                 }
             }
             out.push(WindowedValue { value: (key.clone(), output), timestamp, window, pane, retraction: false });
@@ -618,7 +684,7 @@ impl<K: Key, V: Data, R: Reducer<K, V>> KeyedOperator for GroupAlsoByWindow<K, V
             };
             let key = &map_key.0;
             let index = if merging {
-                match Self::merge_into(&self.config, key, windows, &mut self.holds, wv.window, marks)? {
+                match Self::merge_into(&self.config, key, windows, &mut self.holds, wv.window, marks, &mut self.out)? {
                     Merged::At(i) => i,
                     Merged::Closed => {
                         closed += 1;
@@ -643,7 +709,11 @@ impl<K: Key, V: Data, R: Reducer<K, V>> KeyedOperator for GroupAlsoByWindow<K, V
                 Some(s) => s,
                 slot => slot.insert(self.config.reducer.create(key)?),
             };
-            self.config.reducer.add(key, state, value)?;
+            if wv.retraction {
+                self.config.reducer.retract(key, state, value)?;
+            } else {
+                self.config.reducer.add(key, state, value)?;
+            }
             kw.has_new = true;
             let before = kw.hold();
             Self::add_holds(&self.config.strategy, kw, wv.timestamp, marks);

@@ -8,6 +8,9 @@
 //! EARLIEST whether each input may hold the output watermark at its own time is decided per input
 //! after the shuffle, against the output watermark, as in Beam's `WatermarkHold`), and no merging
 //! user window function (its merge needs every window).
+//! A combine whose input carries retractions is never lifted (see
+//! `runnel_model::CombinePayload::retracting_input`): a partial accumulator would have to hold
+//! negative inputs, which accumulators such as a count cannot.
 //! One difference remains observable: data dropped as late after the shuffle is counted per
 //! accumulator, not per element.
 
@@ -109,6 +112,13 @@ where
     }
     fn process_batch(&mut self, input: Batch, ctx: &mut ExecContext<'_>) -> Result<(), UserError> {
         for wv in downcast::<(K, V)>(input) {
+            if wv.retraction {
+                // A partial accumulator cannot carry a retraction across the shuffle; the planner
+                // never lifts a combine of retracting input, so this is a planning bug.
+                return Err(
+                    "a lifted combine received a retraction: combines of retracting input are not lifted".into()
+                );
+            }
             let (key, value) = wv.value;
             let known = self.partial.get_mut(&key).and_then(|ws| ws.iter_mut().find(|(w, _, _)| *w == wv.window));
             let slot = match known {

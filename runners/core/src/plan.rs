@@ -13,7 +13,8 @@
 //!   windowing allows it ([`crate::lift::allows_lifting`]) is **lifted** when the runner asks for
 //!   it: the producing stage folds each bundle into accumulators before the shuffle, and the
 //!   grouping merges them (unbounded input is not lifted: data dropped as late after the shuffle
-//!   would be counted per accumulator, not per element);
+//!   would be counted per accumulator, not per element; nor is a combine whose input carries
+//!   retractions, `CombinePayload::retracting_input`);
 //! - a ParDo with side inputs starts a stage, since its main input may have to wait until the side
 //!   inputs are ready for its windows; Reshuffle starts a stage (a redistribution point); a Flatten
 //!   starts one unless all its inputs come from one stage;
@@ -236,6 +237,7 @@ pub fn plan(graph: &Graph, options: PlanOptions) -> Result<Plan, RunError> {
         let lifted = options.lift_combines
             && root.urn == urns::COMBINE_PER_KEY
             && input.and_then(|pc| graph.windowing_of(pc)).is_some_and(crate::lift::allows_lifting)
+            && !root.payload_as::<runnel_model::CombinePayload>().is_ok_and(|p| p.retracting_input)
             // In streaming, data dropped as late after the shuffle would be counted per
             // accumulator rather than per element: lift bounded input only.
             && input.and_then(|pc| graph.pcollections.get(pc)).is_some_and(|p| p.is_bounded == Boundedness::Bounded);

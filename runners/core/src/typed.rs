@@ -189,6 +189,12 @@ impl<T: Data> ElementOps for TypedOps<T> {
     fn shuffle(&self, batch: &mut Batch, seed: u64) {
         let v = batch.downcast_mut::<Vec<WindowedValue<T>>>().expect("batch type");
         v.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
+        // A stable sort on the flag alone: retractions first, each part still shuffled.
+        v.sort_by_key(|wv| !wv.retraction);
+    }
+
+    fn has_retractions(&self, batch: &Batch) -> bool {
+        downcast_ref::<T>(batch).iter().any(|wv| wv.retraction)
     }
 
     fn encode(&self, batch: &Batch, out: &mut Vec<u8>) -> Result<(), UserError> {

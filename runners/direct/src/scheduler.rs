@@ -117,6 +117,30 @@ struct StageSlot {
 struct Queued {
     route: Route,
     batch: Batch,
+    /// Enqueue order (the queue itself is reordered as bundles leave it).
+    seq: u64,
+    /// Whether the bundle holds a retraction.
+    retracts: bool,
+}
+
+impl Queued {
+    /// Whether `self` and `other` travel the same route (the same PCollection to the same input).
+    fn same_route(&self, other: &Queued) -> bool {
+        let (a, b) = (&self.route, &other.route);
+        a.pc == b.pc
+            && a.stage == b.stage
+            && match (a.target, b.target) {
+                (Target::Input(x), Target::Input(y)) | (Target::Side(x), Target::Side(y)) => x == y,
+                _ => false,
+            }
+    }
+
+    /// Whether `self` must wait for the older `other`: bundles of one route may be reordered,
+    /// but never across a bundle holding retractions, so a retraction reaches its consumer
+    /// before the value that replaces it and after the value it retracts.
+    fn waits_for(&self, other: &Queued) -> bool {
+        other.seq < self.seq && (self.retracts || other.retracts) && self.same_route(other)
+    }
 }
 
 /// What advancing the sources did.
@@ -135,6 +159,10 @@ pub(crate) struct Scheduler {
     stages: Vec<StageSlot>,
     pcs: Vec<PColl>,
     queue: Vec<Queued>,
+    /// Bundles enqueued so far (the next bundle's `seq`).
+    enqueued: u64,
+    /// Queued bundles holding retractions (when none, bundles may go in any order).
+    queued_retracting: usize,
     checks: bool,
     rng: rand::rngs::StdRng,
     bundle_size: usize,
@@ -342,6 +370,8 @@ impl Scheduler {
             stages,
             pcs,
             queue: Vec::new(),
+            enqueued: 0,
+            queued_retracting: 0,
             checks: direct.checks,
             rng: rand::rngs::StdRng::seed_from_u64(direct.seed),
             bundle_size: options.bundle_size.max(1),
@@ -446,15 +476,21 @@ impl Scheduler {
     fn enqueue(&mut self, route: Route, batch: Batch) {
         if route.ops.len(&batch) > 0 {
             self.pcs[route.pc].queued += 1;
-            self.queue.push(Queued { route, batch });
+            let retracts = route.ops.has_retractions(&batch);
+            self.queued_retracting += usize::from(retracts);
+            self.enqueued += 1;
+            self.queue.push(Queued { route, batch, seq: self.enqueued, retracts });
         }
     }
 
     /// A queued bundle whose stage `deliverable` accepts: a random one with checks on, else the
     /// newest (depth first).
     fn next_queued(&mut self, deliverable: impl Fn(&StageSlot) -> bool) -> Option<Queued> {
-        let candidates: Vec<usize> =
-            (0..self.queue.len()).filter(|&i| deliverable(&self.stages[self.queue[i].route.stage])).collect();
+        let ordered = self.queued_retracting > 0;
+        let candidates: Vec<usize> = (0..self.queue.len())
+            .filter(|&i| deliverable(&self.stages[self.queue[i].route.stage]))
+            .filter(|&i| !ordered || !self.queue.iter().any(|other| self.queue[i].waits_for(other)))
+            .collect();
         if candidates.is_empty() {
             return None;
         }
@@ -465,6 +501,7 @@ impl Scheduler {
         };
         let queued = self.queue.swap_remove(pick);
         self.pcs[queued.route.pc].queued -= 1;
+        self.queued_retracting -= usize::from(queued.retracts);
         Some(queued)
     }
 
@@ -502,7 +539,7 @@ impl Scheduler {
     }
 
     fn deliver(&mut self, queued: Queued) -> Result<(), RunError> {
-        let Queued { route, mut batch } = queued;
+        let Queued { route, mut batch, .. } = queued;
         if self.checks {
             route.ops.shuffle(&mut batch, self.rng.gen());
         }

@@ -4,7 +4,8 @@ use runnel_model::exec::UserError;
 use runnel_runner_core::group::Reducer;
 use runnel_runner_core::Key;
 
-/// Sums `i64` values per key, whatever the key type: the reducer most grouping tests use.
+/// Sums `i64` values per key, whatever the key type (subtracting retractions): the reducer most
+/// grouping tests use.
 pub struct Sum;
 
 impl<K: Key> Reducer<K, i64> for Sum {
@@ -15,6 +16,10 @@ impl<K: Key> Reducer<K, i64> for Sum {
     }
     fn add(&self, _: &K, s: &mut i64, v: i64) -> Result<(), UserError> {
         *s += v;
+        Ok(())
+    }
+    fn retract(&self, _: &K, s: &mut i64, v: i64) -> Result<(), UserError> {
+        *s -= v;
         Ok(())
     }
     fn merge(&self, _: &K, s: &mut i64, o: i64) -> Result<(), UserError> {
