@@ -13,3 +13,4 @@
 
 pub mod coders;
 pub mod proto;
+pub mod translate;
