@@ -12,5 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod coders;
+pub mod harness;
+pub mod job;
 pub mod proto;
 pub mod translate;
