@@ -4,7 +4,7 @@ use crate::Data;
 use bincode::Options;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use runnel_model::exec::{Batch, ElementOps, UserError};
+use runnel_model::exec::{Batch, ElementMeta, ElementOps, UserError};
 use runnel_model::{Timestamp, Window, WindowedValue};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -12,15 +12,19 @@ use std::sync::Arc;
 /// Hashes the key of an element for partitioning; `None` for non-pair types.
 type KeyHasher<T> = Arc<dyn Fn(&T) -> u64 + Send + Sync>;
 
+/// The encoded length of the key of a pair; `None` for non-pair types.
+type KeyLength<T> = Arc<dyn Fn(&T) -> Result<usize, UserError> + Send + Sync>;
+
 /// Element operations for `T`, with key partitioning when `T` is a key-value pair.
 pub struct TypedOps<T> {
     key_hash: Option<KeyHasher<T>>,
+    key_len: Option<KeyLength<T>>,
 }
 
 impl<T: Data> TypedOps<T> {
     /// Operations for a non-pair element type.
     pub fn new() -> Self {
-        TypedOps { key_hash: None }
+        TypedOps { key_hash: None, key_len: None }
     }
 }
 
@@ -33,7 +37,13 @@ impl<T: Data> Default for TypedOps<T> {
 impl<K: crate::Key, V: Data> TypedOps<(K, V)> {
     /// Operations for key-value pairs: partitioning hashes the deterministic encoding of the key.
     pub fn keyed() -> Self {
-        TypedOps { key_hash: Some(Arc::new(|kv: &(K, V)| key_hash(&kv.0))) }
+        TypedOps {
+            key_hash: Some(Arc::new(|kv: &(K, V)| key_hash(&kv.0))),
+            // bincode encodes a pair as its key's bytes then its value's.
+            key_len: Some(Arc::new(|kv: &(K, V)| -> Result<usize, UserError> {
+                Ok(usize::try_from(bincode::serialized_size(&kv.0)?)?)
+            })),
+        }
     }
 }
 
@@ -176,6 +186,33 @@ impl<T: Data> ElementOps for TypedOps<T> {
         Ok(Box::new(decode_elements::<T>(bytes)?))
     }
 
+    fn encode_values(
+        &self,
+        batch: &Batch,
+        each: &mut dyn FnMut(&ElementMeta, &[u8], Option<usize>) -> Result<(), UserError>,
+    ) -> Result<(), UserError> {
+        let mut buf = Vec::new();
+        for wv in downcast_ref::<T>(batch) {
+            buf.clear();
+            bincode::serialize_into(&mut buf, &wv.value)
+                .map_err(|e| format!("cannot encode {:?} of type {}: {e}", wv.value, std::any::type_name::<T>()))?;
+            let key_len = self.key_len.as_ref().map(|f| f(&wv.value)).transpose()?;
+            let meta = ElementMeta { timestamp: wv.timestamp, window: wv.window, pane: wv.pane };
+            each(&meta, &buf, key_len)?;
+        }
+        Ok(())
+    }
+
+    fn push_decoded(&self, batch: &mut Batch, meta: &ElementMeta, value: &[u8]) -> Result<(), UserError> {
+        let value: T = exact()
+            .deserialize(value)
+            .map_err(|e| format!("cannot decode a value of type {}: {e}", std::any::type_name::<T>()))?;
+        let wv =
+            WindowedValue { value, timestamp: meta.timestamp, window: meta.window, pane: meta.pane, retraction: false };
+        batch.downcast_mut::<Vec<WindowedValue<T>>>().expect("batch type").push(wv);
+        Ok(())
+    }
+
     fn estimated_bytes(&self, batch: &Batch) -> u64 {
         const SAMPLES: usize = 8;
         let v = downcast_ref::<T>(batch);
@@ -244,5 +281,39 @@ impl<T: Data> ElementOps for TypedOps<T> {
 
     fn debug_strings(&self, batch: &Batch) -> Vec<String> {
         downcast_ref::<T>(batch).iter().map(|wv| format!("{:?}", wv.value)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runnel_model::PaneInfo;
+
+    #[test]
+    fn values_round_trip_with_the_key_length_of_pairs() {
+        let ops = TypedOps::<(String, u64)>::keyed();
+        let wv = WindowedValue {
+            value: ("key".to_string(), 7u64),
+            timestamp: Timestamp(5),
+            window: Window::interval(0, 10),
+            pane: PaneInfo::ON_TIME_AND_ONLY_FIRING,
+            retraction: false,
+        };
+        let batch: Batch = Box::new(vec![wv.clone()]);
+        let mut seen = Vec::new();
+        ops.encode_values(&batch, &mut |meta, bytes, key_len| {
+            seen.push((*meta, bytes.to_vec(), key_len));
+            Ok(())
+        })
+        .unwrap();
+        let (meta, bytes, key_len) = seen.pop().unwrap();
+        // A bincode string: 8-byte length, then the bytes.
+        assert_eq!(key_len, Some(8 + 3));
+        assert_eq!(bytes.len(), 8 + 3 + 8);
+        let mut back = ops.empty();
+        ops.push_decoded(&mut back, &meta, &bytes).unwrap();
+        assert_eq!(downcast::<(String, u64)>(back), vec![wv]);
+        assert!(ops.push_decoded(&mut ops.empty(), &meta, &bytes[..5]).is_err());
+        assert!(TypedOps::<u64>::new().key_len.is_none());
     }
 }

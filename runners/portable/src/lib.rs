@@ -11,6 +11,7 @@
 //! This crate is the only one in the workspace that knows gRPC.
 #![warn(missing_docs)]
 
+pub mod bundle;
 pub mod coders;
 pub mod harness;
 pub mod job;

@@ -21,7 +21,7 @@
 
 use crate::coders::urn as coder_urn;
 use crate::proto::pipeline as pb;
-use runnel_model::graph::{CombinePayload, CreatePayload, ParDoPayload, ViewKind, WindowIntoPayload};
+use runnel_model::graph::{CombinePayload, CreatePayload, ParDoPayload, WindowIntoPayload};
 use runnel_model::windowing::{
     AccumulationMode, ClosingBehavior, OnTimeBehavior, TimeTransform, TimestampCombiner, Trigger, WindowFnSpec,
     WindowingStrategy,
@@ -61,8 +61,6 @@ pub mod beam_urn {
     pub const ENV_PROCESS: &str = "beam:env:process:v1";
     /// A side input read whole.
     pub const SIDE_INPUT_ITERABLE: &str = "beam:side_input:iterable:v1";
-    /// A side input read by key.
-    pub const SIDE_INPUT_MULTIMAP: &str = "beam:side_input:multimap:v1";
 }
 
 /// Runnel's own URNs in a Beam pipeline.
@@ -439,10 +437,9 @@ impl Translator<'_> {
         let payload: ParDoPayload = t.payload_as()?;
         let mut side_inputs = BTreeMap::new();
         for side in &payload.side_inputs {
-            let access = match side.view {
-                ViewKind::Map | ViewKind::MultiMap => beam_urn::SIDE_INPUT_MULTIMAP,
-                ViewKind::Singleton | ViewKind::Iterable | ViewKind::List => beam_urn::SIDE_INPUT_ITERABLE,
-            };
+            // Every view is read whole (the harness builds maps itself), so one access
+            // pattern serves all, and runners need not support multimap keys.
+            let access = beam_urn::SIDE_INPUT_ITERABLE;
             let view = serde_json::to_vec(&side.view).expect("a view kind is serialisable");
             side_inputs.insert(
                 side.tag.clone(),
