@@ -15,5 +15,9 @@ pub mod bundle;
 pub mod coders;
 pub mod harness;
 pub mod job;
+pub mod local_job_service;
 pub mod proto;
+pub mod runner;
 pub mod translate;
+
+pub use runner::PortableRunner;

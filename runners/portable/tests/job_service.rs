@@ -6,69 +6,11 @@
 use runnel::prelude::*;
 use runnel_runner_portable::harness::{Observed, WorkerPool};
 use runnel_runner_portable::job::{JobClient, JobError, JobOutcome};
+use runnel_runner_portable::local_job_service::LocalJobService;
 use runnel_runner_portable::translate::{graph_fingerprint, translate, EnvironmentSpec, TranslateOptions};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-/// The Python of the venv holding apache-beam 2.77.0: `$RUNNEL_BEAM_VENV/bin/python`, by
-/// default `/opt/beam-venv/bin/python` (where `scripts/beam-venv.sh` puts it).
-fn beam_python() -> PathBuf {
-    let venv = std::env::var("RUNNEL_BEAM_VENV").unwrap_or_else(|_| "/opt/beam-venv".to_string());
-    let python = PathBuf::from(venv).join("bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/beam-venv.sh (or set RUNNEL_BEAM_VENV) to install apache-beam 2.77.0",
-        python.display()
-    );
-    python
-}
-
-/// Beam Python's local job service, stopped when dropped.
-struct JobService {
-    child: Child,
-    endpoint: String,
-    _dir: tempfile::TempDir,
-}
-
-impl JobService {
-    fn start() -> JobService {
-        let dir = tempfile::tempdir().unwrap();
-        let port_file = dir.path().join("port");
-        let child = Command::new(beam_python())
-            .args(["-m", "apache_beam.runners.portability.local_job_service_main", "--port", "0", "--port_file"])
-            .arg(&port_file)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("cannot start Beam Python's job service");
-        let mut service = JobService { child, endpoint: String::new(), _dir: dir };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(port) = std::fs::read_to_string(&port_file) {
-                if !port.trim().is_empty() {
-                    // The file may hold `localhost:PORT` or just the port.
-                    let port = port.trim().rsplit(':').next().unwrap().to_string();
-                    service.endpoint = format!("localhost:{port}");
-                    return service;
-                }
-            }
-            if let Some(status) = service.child.try_wait().unwrap() {
-                panic!("Beam Python's job service exited at start: {status}");
-            }
-            assert!(Instant::now() < deadline, "Beam Python's job service wrote no port file in 60 s");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for JobService {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+type JobService = LocalJobService;
 
 /// Word counts with a side input (Create, ParDo with a side input, a liftable Combine per key)
 /// checked by a PAssert against `expected`.
@@ -105,7 +47,7 @@ fn submit(service: &JobService, p: &Pipeline) -> (Result<JobOutcome, JobError>, 
         batch_only: true,
     };
     let beam = translate(&graph, &options).unwrap();
-    let mut client = JobClient::connect(&service.endpoint).unwrap();
+    let mut client = JobClient::connect(service.endpoint()).unwrap();
     let preparation = client.prepare(beam, &BTreeMap::from([("job_name".into(), "words".into())]), "words").unwrap();
     let job_id = client.run(&preparation).unwrap();
     let outcome = client.wait(&job_id, &mut |_, _| {}).unwrap();
@@ -121,7 +63,7 @@ fn a_pipeline_runs_on_the_job_service_with_runnel_as_the_worker() {
     let expected = counts(&[("cat", 2), ("dog", 1), ("a", 1)]);
     // The same pipeline passes on the direct runner: the reference.
     pipeline(expected.clone()).run().unwrap();
-    let service = JobService::start();
+    let service = JobService::start().unwrap();
     let (outcome, seen) = submit(&service, &pipeline(expected));
     if let Err(e) = outcome {
         panic!("{e}; the pool saw: {:?}", seen.errors);
@@ -141,7 +83,7 @@ fn a_pipeline_runs_on_the_job_service_with_runnel_as_the_worker() {
 
 #[test]
 fn a_failing_assertion_fails_the_job_with_its_message() {
-    let service = JobService::start();
+    let service = JobService::start().unwrap();
     let (outcome, _) = submit(&service, &pipeline(counts(&[("cat", 3)])));
     let err = outcome.unwrap_err();
     let JobError::Failed { state, messages, .. } = &err else { panic!("{err}") };
@@ -151,7 +93,7 @@ fn a_failing_assertion_fails_the_job_with_its_message() {
 
 #[test]
 fn a_worker_refuses_a_pipeline_other_than_its_own() {
-    let service = JobService::start();
+    let service = JobService::start().unwrap();
     // The pool runs one pipeline's code; the runner is sent another graph.
     let p = pipeline(counts(&[("cat", 2), ("dog", 1), ("a", 1)]));
     // Same transforms plus one: another graph (the PAssert's expectation is code, not graph).
@@ -163,7 +105,7 @@ fn a_worker_refuses_a_pipeline_other_than_its_own() {
         batch_only: true,
     };
     let beam = translate(&other.graph(), &options).unwrap();
-    let mut client = JobClient::connect(&service.endpoint).unwrap();
+    let mut client = JobClient::connect(service.endpoint()).unwrap();
     let preparation = client.prepare(beam, &BTreeMap::new(), "other").unwrap();
     let job_id = client.run(&preparation).unwrap();
     let err = client.wait(&job_id, &mut |_, _| {}).unwrap().into_result().unwrap_err();
