@@ -50,11 +50,7 @@ pub trait ElementOps: Send + Sync {
     /// element coder's encoding, without the windowing), with, for key-value pairs, the length
     /// of the key's part (the value's bytes are the key's then the value's): what a runner
     /// speaking another wire format (Beam's Fn API) re-frames.
-    fn encode_values(
-        &self,
-        batch: &Batch,
-        each: &mut dyn FnMut(&ElementMeta, &[u8], Option<usize>) -> Result<(), UserError>,
-    ) -> Result<(), UserError>;
+    fn encode_values(&self, batch: &Batch, each: &mut ValueSink<'_>) -> Result<(), UserError>;
     /// Appends to `batch` the element whose value bytes (as [`ElementOps::encode_values`]
     /// gives them) are `value`, with `meta`; bytes that do not decode to exactly one value are
     /// an error.
@@ -76,6 +72,10 @@ pub trait ElementOps: Send + Sync {
     /// `Debug` text of each element, for messages and tests.
     fn debug_strings(&self, batch: &Batch) -> Vec<String>;
 }
+
+/// Receives an element's metadata, the bytes of its value, and for pairs the length of the
+/// key's part (see [`ElementOps::encode_values`]).
+pub type ValueSink<'a> = dyn FnMut(&ElementMeta, &[u8], Option<usize>) -> Result<(), UserError> + 'a;
 
 /// Where an element is in event time, without its value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,7 +4,7 @@ use crate::Data;
 use bincode::Options;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use runnel_model::exec::{Batch, ElementMeta, ElementOps, UserError};
+use runnel_model::exec::{Batch, ElementMeta, ElementOps, UserError, ValueSink};
 use runnel_model::{Timestamp, Window, WindowedValue};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -186,11 +186,7 @@ impl<T: Data> ElementOps for TypedOps<T> {
         Ok(Box::new(decode_elements::<T>(bytes)?))
     }
 
-    fn encode_values(
-        &self,
-        batch: &Batch,
-        each: &mut dyn FnMut(&ElementMeta, &[u8], Option<usize>) -> Result<(), UserError>,
-    ) -> Result<(), UserError> {
+    fn encode_values(&self, batch: &Batch, each: &mut ValueSink<'_>) -> Result<(), UserError> {
         let mut buf = Vec::new();
         for wv in downcast_ref::<T>(batch) {
             buf.clear();

@@ -89,12 +89,12 @@ impl Wire {
     }
 
     /// Appends Beam's framing of a Runnel value's bytes (`key_len`: where a pair's key ends).
-    fn from_runnel(&self, value: &[u8], key_len: Option<usize>, out: &mut Vec<u8>) -> Result<(), UserError> {
+    fn frame_runnel(&self, value: &[u8], key_len: Option<usize>, out: &mut Vec<u8>) -> Result<(), UserError> {
         match (self, key_len) {
             (Wire::Prefixed, _) => coders::write_bytes(value, Context::Nested, out),
             (Wire::Kv(k, v), Some(at)) if at <= value.len() => {
-                k.from_runnel(&value[..at], None, out)?;
-                v.from_runnel(&value[at..], None, out)?;
+                k.frame_runnel(&value[..at], None, out)?;
+                v.frame_runnel(&value[at..], None, out)?;
             }
             (other, _) => return Err(format!("cannot frame a Runnel value as {other:?}").into()),
         }
@@ -161,7 +161,7 @@ impl ElementWire {
             out.extend_from_slice(&1i32.to_be_bytes());
             self.window.encode(&coders::Value::Window(meta.window), Context::Nested, out)?;
             coders::write_pane(&meta.pane, out);
-            self.value.from_runnel(value, key_len, out)
+            self.value.frame_runnel(value, key_len, out)
         })
     }
 }
@@ -408,7 +408,6 @@ fn build(job: &Job, fingerprint: &str, d: &fnapi::ProcessBundleDescriptor) -> Re
         }
         Ok(())
     };
-    // The Runnel consumer of each descriptor PCollection, to type a data source's elements.
     let mut nodes = Vec::new();
     for (id, t) in &d.transforms {
         let Some(spec) = &t.spec else { continue };
@@ -418,7 +417,7 @@ fn build(job: &Job, fingerprint: &str, d: &fnapi::ProcessBundleDescriptor) -> Re
                 let port = fnapi::RemoteGrpcPort::decode(spec.payload.as_slice())?;
                 let wire = ElementWire::of(&port.coder_id, &d.coders)?;
                 let out = t.outputs.values().next().ok_or("a data source without output")?;
-                (Kind::Source { wire }, id.clone(), Some(consumer_ops(job, fingerprint, d, out)?))
+                (Kind::Source { wire }, id.clone(), Some(consumer_ops(job, d, out)?))
             }
             DATA_SINK => {
                 let port = fnapi::RemoteGrpcPort::decode(spec.payload.as_slice())?;
@@ -536,13 +535,7 @@ fn elements_of(job: &Job, pc: &str) -> Result<Arc<dyn ElementOps>, UserError> {
 }
 
 /// The element operations of what a data source delivers: those its first consumer reads.
-fn consumer_ops(
-    job: &Job,
-    fingerprint: &str,
-    d: &fnapi::ProcessBundleDescriptor,
-    pc: &str,
-) -> Result<Arc<dyn ElementOps>, UserError> {
-    let _ = fingerprint;
+fn consumer_ops(job: &Job, d: &fnapi::ProcessBundleDescriptor, pc: &str) -> Result<Arc<dyn ElementOps>, UserError> {
     for (id, t) in &d.transforms {
         let Some((tag, _)) = t.inputs.iter().find(|(_, p)| *p == pc) else { continue };
         let spec = t.spec.as_ref().ok_or("a consumer without spec")?;
