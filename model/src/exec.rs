@@ -50,6 +50,15 @@ pub trait ElementOps: Send + Sync {
     /// concatenated). A truncated element, or bytes left over after the last whole element, is an
     /// error naming the byte offset: nothing is dropped silently.
     fn decode(&self, bytes: &[u8]) -> Result<Batch, UserError>;
+    /// Hands each element to `each` as its metadata and the bytes of its value alone (the
+    /// element coder's encoding, without the windowing), with, for key-value pairs, the length
+    /// of the key's part (the value's bytes are the key's then the value's): what a runner
+    /// speaking another wire format (Beam's Fn API) re-frames.
+    fn encode_values(&self, batch: &Batch, each: &mut ValueSink<'_>) -> Result<(), UserError>;
+    /// Appends to `batch` the element whose value bytes (as [`ElementOps::encode_values`]
+    /// gives them) are `value`, with `meta`; bytes that do not decode to exactly one value are
+    /// an error.
+    fn push_decoded(&self, batch: &mut Batch, meta: &ElementMeta, value: &[u8]) -> Result<(), UserError>;
     /// About how many bytes the batch's elements encode to: the encoded size of a few sampled
     /// elements, scaled to the batch (for progress reports; cheap, never exact).
     fn estimated_bytes(&self, batch: &Batch) -> u64;
@@ -79,6 +88,20 @@ pub trait ElementOps: Send + Sync {
 /// One element of a key-value batch as bytes: `(key encoding, element encoding)` (see
 /// [`ElementOps::encode_keyed`]).
 pub type KeyedEncoding = (Vec<u8>, Vec<u8>);
+/// Receives an element's metadata, the bytes of its value, and for pairs the length of the
+/// key's part (see [`ElementOps::encode_values`]).
+pub type ValueSink<'a> = dyn FnMut(&ElementMeta, &[u8], Option<usize>) -> Result<(), UserError> + 'a;
+
+/// Where an element is in event time, without its value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ElementMeta {
+    /// Its timestamp.
+    pub timestamp: Timestamp,
+    /// Its window.
+    pub window: Window,
+    /// Its pane.
+    pub pane: crate::window::PaneInfo,
+}
 
 /// Side inputs as a DoFn sees them: the view of side input `index` for a main-input window.
 pub trait SideInputAccess {
@@ -185,6 +208,9 @@ pub struct CombineHalves {
     pub extract_outputs: CombinePartFactory,
     /// Element operations of the `(K, Acc)` pairs that cross the shuffle.
     pub accumulator_ops: Arc<dyn ElementOps>,
+    /// Element operations of the `(K, Vec<Acc>)` pairs [`CombineHalves::merge_accumulators`]
+    /// reads (accumulators grouped by a runner).
+    pub grouped_accumulator_ops: Arc<dyn ElementOps>,
 }
 
 /// A user window function: the windows an element at `timestamp` belongs to.

@@ -321,6 +321,7 @@ fn combine_code<K: Key, F: CombineFn>(
         merge_accumulators,
         extract_outputs,
         accumulator_ops: Arc::new(TypedOps::<(K, F::Acc)>::keyed()),
+        grouped_accumulator_ops: Arc::new(TypedOps::<(K, Vec<F::Acc>)>::keyed()),
     };
     (whole, halves)
 }

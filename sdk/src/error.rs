@@ -14,7 +14,7 @@ pub enum PipelineError {
     #[error("pipeline construction failed: {}", .0.join("; "))]
     Construction(Vec<String>),
     /// The chosen runner is not built yet.
-    #[error("the {0} runner is not available yet in this build of Runnel (available: direct, rayon)")]
+    #[error("the {0} runner is not available yet in this build of Runnel (available: direct, rayon, portable)")]
     RunnerNotAvailable(&'static str),
     /// The runner failed.
     #[error(transparent)]
@@ -65,7 +65,7 @@ mod tests {
         let error = PipelineError::RunnerNotAvailable("grpc");
         assert_eq!(
             format!("{error:?}"),
-            "the grpc runner is not available yet in this build of Runnel (available: direct, rayon)"
+            "the grpc runner is not available yet in this build of Runnel (available: direct, rayon, portable)"
         );
         let run = PipelineError::Run(runnel_runner_core::RunError::UserCode {
             transform: "Sum".into(),

@@ -11,6 +11,7 @@ use runnel_runner_core::plan::{Explain, Plan};
 use runnel_runner_core::runner::Clock;
 use runnel_runner_core::{JobState, Runner, RunnerOptions};
 use runnel_runner_direct::{DirectOptions, DirectRunner, StepObserver};
+use runnel_runner_portable::PortableRunner;
 use runnel_runner_rayon::{RayonOptions, RayonRunner};
 use std::path::Path;
 use std::sync::Arc;
@@ -43,6 +44,7 @@ fn runner_for(options: &PipelineOptions) -> Result<Box<dyn Runner + Send>, Pipel
             memory_budget: options.memory_budget,
             temp_dir: options.temp_dir.clone(),
         }))),
+        RunnerKind::Portable => Ok(Box::new(PortableRunner { job_endpoint: options.job_endpoint.clone() })),
         RunnerKind::Grpc => Err(PipelineError::RunnerNotAvailable("grpc")),
     }
 }

@@ -13,6 +13,10 @@ pub enum RunnerKind {
     /// Parallel batch runner on all cores (in this build).
     #[value(help = "Parallel batch runner on all cores [available]")]
     Rayon,
+    /// A Beam job server (Flink, Spark, Prism, Beam Python's job service), given by
+    /// `--job-endpoint` (in this build; batch pipelines).
+    #[value(help = "A Beam job server given by --job-endpoint (batch) [available]")]
+    Portable,
     /// Distributed runner: a coordinator and worker processes (not in this build yet).
     #[value(help = "Distributed runner: a coordinator and worker processes [not in this build yet]")]
     Grpc,
@@ -21,7 +25,7 @@ pub enum RunnerKind {
 impl RunnerKind {
     /// Whether this build of Runnel has the runner.
     pub fn is_available(self) -> bool {
-        matches!(self, RunnerKind::Direct | RunnerKind::Rayon)
+        matches!(self, RunnerKind::Direct | RunnerKind::Rayon | RunnerKind::Portable)
     }
 }
 
@@ -72,6 +76,9 @@ pub struct PipelineOptions {
     /// Elements per bundle emitted by sources.
     #[arg(long, default_value_t = 1024)]
     pub bundle_size: usize,
+    /// portable runner: the Beam job server's `HOST:PORT`.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub job_endpoint: Option<String>,
     /// grpc runner: number of worker processes.
     #[arg(long)]
     pub workers: Option<usize>,
@@ -125,6 +132,7 @@ impl Default for PipelineOptions {
             direct_checks: Switch::On,
             seed: 0x5eed,
             bundle_size: 1024,
+            job_endpoint: None,
             workers: None,
             refuse_unsafe_triggers: false,
             explain: false,
@@ -215,6 +223,12 @@ impl PipelineOptions {
     /// refuses (for testing refusals).
     pub fn with_direct_batch_only(mut self, on: bool) -> Self {
         self.direct_batch_only = on;
+        self
+    }
+
+    /// Sets the Beam job server of the portable runner.
+    pub fn with_job_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.job_endpoint = Some(endpoint.into());
         self
     }
 

@@ -183,6 +183,14 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    /// The runner (or the engine behind it) ran the job and reports it failed.
+    #[error("the {runner} runner's job failed: {message}")]
+    JobFailed {
+        /// The runner.
+        runner: &'static str,
+        /// What the runner said.
+        message: String,
+    },
     /// A graph and its bindings disagree (a bug in the SDK or a hand-edited graph).
     #[error("transform '{transform}': {message}")]
     Binding {

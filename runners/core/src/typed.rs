@@ -4,7 +4,7 @@ use crate::Data;
 use bincode::Options;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use runnel_model::exec::{Batch, ElementOps, KeyedEncoding, UserError};
+use runnel_model::exec::{Batch, ElementMeta, ElementOps, KeyedEncoding, UserError, ValueSink};
 use runnel_model::{Timestamp, Window, WindowedValue};
 use std::hash::Hasher;
 use std::sync::Arc;
@@ -16,7 +16,12 @@ type KeyEncoder<T> = Box<dyn Fn(&T, &mut Vec<u8>) -> Result<(), UserError> + Sen
 struct KeyFns<T> {
     hash: Box<dyn Fn(&T) -> u64 + Send + Sync>,
     encode: KeyEncoder<T>,
+    /// The encoded length of the key.
+    len: KeyLength<T>,
 }
+
+/// The encoded length of the key of a pair.
+type KeyLength<T> = Box<dyn Fn(&T) -> Result<usize, UserError> + Send + Sync>;
 
 /// Element operations for `T`, with key partitioning when `T` is a key-value pair.
 pub struct TypedOps<T> {
@@ -46,6 +51,10 @@ impl<K: crate::Key, V: Data> TypedOps<(K, V)> {
                     bincode::serialize_into(out, &kv.0).map_err(|e| -> UserError {
                         format!("cannot encode the key {:?} of type {}: {e}", kv.0, std::any::type_name::<K>()).into()
                     })
+                }),
+                // bincode encodes a pair as its key's bytes then its value's.
+                len: Box::new(|kv: &(K, V)| -> Result<usize, UserError> {
+                    Ok(usize::try_from(bincode::serialized_size(&kv.0)?)?)
                 }),
             })),
         }
@@ -213,6 +222,29 @@ impl<T: Data> ElementOps for TypedOps<T> {
         self.estimated_bytes(batch).saturating_add(inline.saturating_mul(downcast_ref::<T>(batch).len() as u64))
     }
 
+    fn encode_values(&self, batch: &Batch, each: &mut ValueSink<'_>) -> Result<(), UserError> {
+        let mut buf = Vec::new();
+        for wv in downcast_ref::<T>(batch) {
+            buf.clear();
+            bincode::serialize_into(&mut buf, &wv.value)
+                .map_err(|e| format!("cannot encode {:?} of type {}: {e}", wv.value, std::any::type_name::<T>()))?;
+            let key_len = self.key.as_ref().map(|k| (k.len)(&wv.value)).transpose()?;
+            let meta = ElementMeta { timestamp: wv.timestamp, window: wv.window, pane: wv.pane };
+            each(&meta, &buf, key_len)?;
+        }
+        Ok(())
+    }
+
+    fn push_decoded(&self, batch: &mut Batch, meta: &ElementMeta, value: &[u8]) -> Result<(), UserError> {
+        let value: T = exact()
+            .deserialize(value)
+            .map_err(|e| format!("cannot decode a value of type {}: {e}", std::any::type_name::<T>()))?;
+        let wv =
+            WindowedValue { value, timestamp: meta.timestamp, window: meta.window, pane: meta.pane, retraction: false };
+        batch.downcast_mut::<Vec<WindowedValue<T>>>().expect("batch type").push(wv);
+        Ok(())
+    }
+
     fn estimated_bytes(&self, batch: &Batch) -> u64 {
         const SAMPLES: usize = 8;
         let v = downcast_ref::<T>(batch);
@@ -295,5 +327,39 @@ impl<T: Data> ElementOps for TypedOps<T> {
 
     fn debug_strings(&self, batch: &Batch) -> Vec<String> {
         downcast_ref::<T>(batch).iter().map(|wv| format!("{:?}", wv.value)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runnel_model::PaneInfo;
+
+    #[test]
+    fn values_round_trip_with_the_key_length_of_pairs() {
+        let ops = TypedOps::<(String, u64)>::keyed();
+        let wv = WindowedValue {
+            value: ("key".to_string(), 7u64),
+            timestamp: Timestamp(5),
+            window: Window::interval(0, 10),
+            pane: PaneInfo::ON_TIME_AND_ONLY_FIRING,
+            retraction: false,
+        };
+        let batch: Batch = Box::new(vec![wv.clone()]);
+        let mut seen = Vec::new();
+        ops.encode_values(&batch, &mut |meta, bytes, key_len| {
+            seen.push((*meta, bytes.to_vec(), key_len));
+            Ok(())
+        })
+        .unwrap();
+        let (meta, bytes, key_len) = seen.pop().unwrap();
+        // A bincode string: 8-byte length, then the bytes.
+        assert_eq!(key_len, Some(8 + 3));
+        assert_eq!(bytes.len(), 8 + 3 + 8);
+        let mut back = ops.empty();
+        ops.push_decoded(&mut back, &meta, &bytes).unwrap();
+        assert_eq!(downcast::<(String, u64)>(back), vec![wv]);
+        assert!(ops.push_decoded(&mut ops.empty(), &meta, &bytes[..5]).is_err());
+        assert!(TypedOps::<u64>::new().key.is_none());
     }
 }

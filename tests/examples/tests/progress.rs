@@ -104,13 +104,16 @@ fn help_says_which_runners_this_build_has() {
     let dir = TempDir::new().unwrap();
     let run = run_example("wordcount", dir.path(), &["--help"]);
     assert!(run.success, "{run:?}");
-    let runner_help: Vec<&str> =
-        run.stdout.lines().filter(|l| l.contains("direct:") || l.contains("rayon:") || l.contains("grpc:")).collect();
-    assert_eq!(runner_help.len(), 3, "{}", run.stdout);
-    for (line, runner) in runner_help[..2].iter().zip(["direct:", "rayon:"]) {
+    let runner_help: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| ["direct:", "rayon:", "portable:", "grpc:"].iter().any(|r| l.contains(r)))
+        .collect();
+    assert_eq!(runner_help.len(), 4, "{}", run.stdout);
+    for (line, runner) in runner_help[..3].iter().zip(["direct:", "rayon:", "portable:"]) {
         assert!(line.contains(runner) && line.ends_with("[available]"), "{runner_help:?}");
     }
-    assert!(runner_help[2].contains("grpc:") && runner_help[2].ends_with("[not in this build yet]"), "{runner_help:?}");
+    assert!(runner_help[3].contains("grpc:") && runner_help[3].ends_with("[not in this build yet]"), "{runner_help:?}");
     assert!(
         run.stdout.contains("--progress <PROGRESS>") && run.stdout.contains("--log-level <FILTER>"),
         "{}",

@@ -1,7 +1,9 @@
 //! The same example program on every runner gives the same output: wordcount, user_score and
-//! hourly_team_score on the direct and the rayon runner, over generated input with parse errors.
+//! hourly_team_score on the direct and the rayon runner, and on the portable runner through Beam
+//! Python's local job service (started by the test), over generated input with parse errors.
 
 use runnel_example_tests::{read_shards, run_example};
+use runnel_runner_portable::local_job_service::LocalJobService;
 use std::fmt::Write as _;
 use std::fs;
 use tempfile::TempDir;
@@ -30,8 +32,22 @@ fn output(name: &str, runner: &[&str], input_name: &str, input: &str, args: &[&s
         .filter(|l| !l.contains("job finished in") && !l.contains("rayon_spilled_"))
         .collect::<Vec<_>>()
         .join("\n");
-    assert!(counters.contains("num_parse_errors") || name == "wordcount", "{}", run.stderr);
+    assert!(counters.contains("num_parse_errors") || name == "wordcount" || runner[0] == "portable", "{}", run.stderr);
     (read_shards(&dir.path().join("out"), "result").1, counters)
+}
+
+/// Asserts `name` gives the same output on the portable runner (on Beam Python's job service)
+/// as on the direct runner. Counters are not compared: the portable runner does not report
+/// metrics yet.
+fn same_on_portable(name: &str, input_name: &str, input: &str, args: &[&str]) {
+    let service = LocalJobService::start().unwrap();
+    let endpoint = format!("--job-endpoint={}", service.endpoint());
+    let mut with_endpoint = args.to_vec();
+    with_endpoint.push(&endpoint);
+    let (direct, _) = output(name, &["direct"], input_name, input, args);
+    let (portable, _) = output(name, &["portable"], input_name, input, &with_endpoint);
+    assert!(!direct.is_empty(), "{name} gave no output");
+    assert_eq!(direct, portable, "{name}: the portable runner's output differs from the direct runner's");
 }
 
 /// Asserts `name` gives the same output and the same stderr (counters) on both runners, and on
@@ -103,4 +119,28 @@ fn a_failing_job_on_rayon_names_file_and_line_exits_non_zero_and_writes_nothing(
     let out = dir.path().join("out");
     let left: Vec<_> = fs::read_dir(&out).map(|d| d.map(|e| e.unwrap().file_name()).collect()).unwrap_or_default();
     assert!(left.iter().all(|n| n.to_string_lossy().ends_with(".runnel-lock")), "no output: {left:?}");
+}
+
+#[test]
+fn wordcount_is_the_same_on_direct_and_portable() {
+    let mut text = String::new();
+    for i in 0..3000 {
+        let _ = writeln!(text, "the river's w{} flows w{} and Straße {}", i % 101, i % 7, i % 13);
+    }
+    same_on_portable("wordcount", "in.txt", &text, &["--input=in.txt", "--output=out/result", "--num-shards=3"]);
+}
+
+#[test]
+fn user_score_is_the_same_on_direct_and_portable() {
+    same_on_portable("user_score", "events.csv", &game_events(4000), &["--input=events.csv", "--output=out/result"]);
+}
+
+#[test]
+fn hourly_team_score_is_the_same_on_direct_and_portable() {
+    same_on_portable(
+        "hourly_team_score",
+        "events.csv",
+        &game_events(4000),
+        &["--input=events.csv", "--output=out/result"],
+    );
 }

@@ -1,0 +1,470 @@
+//! Runnel's SDK harness: the external worker pool, and workers speaking Beam's Fn API.
+//!
+//! [`WorkerPool`] serves `BeamFnExternalWorkerPool` on loopback for one job. For each
+//! `StartWorker` a worker connects to the runner's control endpoint; for each `ProcessBundle` it
+//! fetches the bundle descriptor (`GetProcessBundleDescriptor`; `Register` is honoured too),
+//! collects the bundle's input from the data streams (multiplexed by instruction and transform,
+//! ended by `is_last`), runs it with the job's code ([`crate::bundle::run_bundle`]), reading side
+//! inputs through the state API, and sends its output back with `is_last`. When the runner ends
+//! the control stream, the worker drops its data and state streams, half-closing them (a runner
+//! otherwise waits out a shutdown grace period). Not done yet: the logging stream, monitoring
+//! infos (metrics), splitting, user state and timers.
+
+use crate::bundle::{run_bundle, DATA_SINK, DATA_SOURCE};
+use crate::proto::fn_execution as fnapi;
+use fnapi::beam_fn_control_client::BeamFnControlClient;
+use fnapi::beam_fn_data_client::BeamFnDataClient;
+use fnapi::beam_fn_external_worker_pool_server::{BeamFnExternalWorkerPool, BeamFnExternalWorkerPoolServer};
+use fnapi::beam_fn_state_client::BeamFnStateClient;
+use prost::Message;
+use runnel_model::exec::{Job, UserError};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+
+/// What the worker pool has seen, for tests and diagnostics.
+#[derive(Clone, Debug, Default)]
+pub struct Observed {
+    /// Every `StartWorker` request, in order.
+    pub start_requests: Vec<fnapi::StartWorkerRequest>,
+    /// Every bundle descriptor received, by id.
+    pub descriptors: BTreeMap<String, fnapi::ProcessBundleDescriptor>,
+    /// Bundles processed, and bundles failed with their error.
+    pub bundles: usize,
+    /// Errors: failed bundles and control plane failures.
+    pub errors: Vec<String>,
+}
+
+type Shared = Arc<Mutex<Observed>>;
+
+fn record(shared: &Shared, f: impl FnOnce(&mut Observed)) {
+    // A poisoned lock only means another task panicked while recording; the data is still usable.
+    let mut guard = shared.lock().unwrap_or_else(|e| e.into_inner());
+    f(&mut guard);
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The job a pool's workers run.
+struct JobCode {
+    job: Job,
+    fingerprint: String,
+}
+
+struct Pool {
+    code: Arc<JobCode>,
+    observed: Shared,
+}
+
+#[tonic::async_trait]
+impl BeamFnExternalWorkerPool for Pool {
+    async fn start_worker(
+        &self,
+        request: tonic::Request<fnapi::StartWorkerRequest>,
+    ) -> Result<tonic::Response<fnapi::StartWorkerResponse>, tonic::Status> {
+        let request = request.into_inner();
+        record(&self.observed, |o| o.start_requests.push(request.clone()));
+        let Some(control) = request.control_endpoint.as_ref().map(|e| e.url.clone()) else {
+            return Ok(tonic::Response::new(fnapi::StartWorkerResponse { error: "no control endpoint given".into() }));
+        };
+        let worker = Arc::new(Worker {
+            id: request.worker_id.clone(),
+            code: self.code.clone(),
+            observed: self.observed.clone(),
+            descriptors: Mutex::default(),
+            data: Mutex::default(),
+            state: Mutex::default(),
+        });
+        tokio::spawn(async move {
+            if let Err(e) = worker.clone().control_loop(&control).await {
+                record(&worker.observed, |o| o.errors.push(format!("worker {}: {e}", worker.id)));
+            }
+            // Dropping the streams' senders half-closes them.
+            lock(&worker.data).clear();
+            lock(&worker.state).clear();
+        });
+        Ok(tonic::Response::new(fnapi::StartWorkerResponse { error: String::new() }))
+    }
+
+    async fn stop_worker(
+        &self,
+        _request: tonic::Request<fnapi::StopWorkerRequest>,
+    ) -> Result<tonic::Response<fnapi::StopWorkerResponse>, tonic::Status> {
+        // A worker ends when the runner closes its control stream; nothing to stop here.
+        Ok(tonic::Response::new(fnapi::StopWorkerResponse { error: String::new() }))
+    }
+}
+
+fn http(url: &str) -> String {
+    if url.contains("://") {
+        url.to_string()
+    } else {
+        format!("http://{url}")
+    }
+}
+
+async fn channel(url: &str) -> Result<tonic::transport::Channel, String> {
+    tonic::transport::Endpoint::from_shared(http(url))
+        .map_err(|e| e.to_string())?
+        .connect()
+        .await
+        .map_err(|e| format!("cannot connect to {url}: {e:?}"))
+}
+
+/// A request carrying the worker id header, by which Beam runners tell workers apart.
+fn with_worker_id<T>(worker_id: &str, body: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(body);
+    if let Ok(v) = worker_id.parse() {
+        request.metadata_mut().insert("worker_id", v);
+    }
+    request
+}
+
+/// Data received for one transform of one bundle.
+#[derive(Default)]
+struct Inbox {
+    bytes: Vec<u8>,
+    complete: bool,
+}
+
+/// One data stream: our sender, and what arrived by instruction and transform.
+struct DataConn {
+    tx: mpsc::Sender<fnapi::Elements>,
+    inbox: Arc<Mutex<HashMap<(String, String), Inbox>>>,
+    failure: Arc<Mutex<Option<String>>>,
+}
+
+/// One state stream: our sender and the requests waiting for their response.
+struct StateConn {
+    tx: mpsc::Sender<fnapi::StateRequest>,
+    pending: Arc<Mutex<HashMap<String, oneshot::Sender<fnapi::StateResponse>>>>,
+    next_id: AtomicU64,
+}
+
+struct Worker {
+    id: String,
+    code: Arc<JobCode>,
+    observed: Shared,
+    descriptors: Mutex<HashMap<String, Arc<fnapi::ProcessBundleDescriptor>>>,
+    data: Mutex<HashMap<String, Arc<DataConn>>>,
+    state: Mutex<HashMap<String, Arc<StateConn>>>,
+}
+
+impl Worker {
+    /// Serves the control stream until the runner ends it.
+    async fn control_loop(self: Arc<Self>, endpoint: &str) -> Result<(), String> {
+        let mut client = BeamFnControlClient::new(channel(endpoint).await?).max_decoding_message_size(256 << 20);
+        let (tx, rx) = mpsc::channel::<fnapi::InstructionResponse>(64);
+        let request = with_worker_id(&self.id, ReceiverStream::new(rx));
+        let mut instructions = client.control(request).await.map_err(|e| e.to_string())?.into_inner();
+        while let Some(instruction) = instructions.message().await.map_err(|e| e.to_string())? {
+            let id = instruction.instruction_id.clone();
+            match instruction.request {
+                Some(fnapi::instruction_request::Request::Register(r)) => {
+                    for d in r.process_bundle_descriptor {
+                        record(&self.observed, |o| {
+                            o.descriptors.insert(d.id.clone(), d.clone());
+                        });
+                        lock(&self.descriptors).insert(d.id.clone(), Arc::new(d));
+                    }
+                    let response = fnapi::InstructionResponse {
+                        instruction_id: id,
+                        response: Some(fnapi::instruction_response::Response::Register(fnapi::RegisterResponse {})),
+                        ..Default::default()
+                    };
+                    let _ = tx.send(response).await;
+                }
+                Some(fnapi::instruction_request::Request::ProcessBundle(pb)) => {
+                    // Each bundle in a task of its own: its data may still be on the way.
+                    let (worker, tx, client) = (self.clone(), tx.clone(), client.clone());
+                    tokio::spawn(async move {
+                        let mut response =
+                            fnapi::InstructionResponse { instruction_id: id.clone(), ..Default::default() };
+                        match worker.process_bundle(&id, pb, client).await {
+                            Ok(()) => {
+                                record(&worker.observed, |o| o.bundles += 1);
+                                response.response = Some(fnapi::instruction_response::Response::ProcessBundle(
+                                    fnapi::ProcessBundleResponse::default(),
+                                ));
+                            }
+                            Err(e) => {
+                                record(&worker.observed, |o| o.errors.push(e.clone()));
+                                response.error = e;
+                            }
+                        }
+                        let _ = tx.send(response).await;
+                    });
+                }
+                _ => {
+                    let response = fnapi::InstructionResponse {
+                        instruction_id: id,
+                        error: "Runnel's SDK harness does not support this instruction".to_string(),
+                        ..Default::default()
+                    };
+                    let _ = tx.send(response).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn descriptor(
+        &self,
+        id: &str,
+        mut client: BeamFnControlClient<tonic::transport::Channel>,
+    ) -> Result<Arc<fnapi::ProcessBundleDescriptor>, String> {
+        if let Some(d) = lock(&self.descriptors).get(id) {
+            return Ok(d.clone());
+        }
+        let request = fnapi::GetProcessBundleDescriptorRequest { process_bundle_descriptor_id: id.to_string() };
+        let d = client
+            .get_process_bundle_descriptor(with_worker_id(&self.id, request))
+            .await
+            .map_err(|e| format!("cannot get bundle descriptor {id}: {e}"))?
+            .into_inner();
+        record(&self.observed, |o| {
+            o.descriptors.insert(id.to_string(), d.clone());
+        });
+        let d = Arc::new(d);
+        lock(&self.descriptors).insert(id.to_string(), d.clone());
+        Ok(d)
+    }
+
+    async fn data_conn(&self, url: &str) -> Result<Arc<DataConn>, String> {
+        if let Some(c) = lock(&self.data).get(url) {
+            return Ok(c.clone());
+        }
+        let mut client = BeamFnDataClient::new(channel(url).await?).max_decoding_message_size(256 << 20);
+        let (tx, rx) = mpsc::channel::<fnapi::Elements>(64);
+        let conn = Arc::new(DataConn { tx, inbox: Arc::default(), failure: Arc::default() });
+        let (inbox, failure) = (conn.inbox.clone(), conn.failure.clone());
+        let request = with_worker_id(&self.id, ReceiverStream::new(rx));
+        // The call is awaited in its own task: a runner may answer a stream's headers only once
+        // it has received a first message, which the caller is about to send.
+        tokio::spawn(async move {
+            let mut inbound = match client.data(request).await {
+                Ok(r) => r.into_inner(),
+                Err(e) => {
+                    *lock(&failure) = Some(format!("data stream failed: {e}"));
+                    return;
+                }
+            };
+            loop {
+                match inbound.message().await {
+                    Ok(Some(elements)) => {
+                        let mut inbox = lock(&inbox);
+                        for d in elements.data {
+                            let entry = inbox.entry((d.instruction_id, d.transform_id)).or_default();
+                            entry.bytes.extend_from_slice(&d.data);
+                            entry.complete |= d.is_last;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        *lock(&failure) = Some(format!("data stream failed: {e}"));
+                        break;
+                    }
+                }
+            }
+        });
+        // Another bundle may have connected meanwhile; keep the first connection.
+        Ok(lock(&self.data).entry(url.to_string()).or_insert(conn).clone())
+    }
+
+    async fn state_conn(&self, url: &str) -> Result<Arc<StateConn>, String> {
+        if let Some(c) = lock(&self.state).get(url) {
+            return Ok(c.clone());
+        }
+        let mut client = BeamFnStateClient::new(channel(url).await?).max_decoding_message_size(256 << 20);
+        let (tx, rx) = mpsc::channel::<fnapi::StateRequest>(64);
+        let conn = Arc::new(StateConn { tx, pending: Arc::default(), next_id: AtomicU64::new(0) });
+        let pending = conn.pending.clone();
+        let request = with_worker_id(&self.id, ReceiverStream::new(rx));
+        // As for data: the call completes only once the first request is sent.
+        tokio::spawn(async move {
+            if let Ok(response) = client.state(request).await {
+                let mut inbound = response.into_inner();
+                while let Ok(Some(response)) = inbound.message().await {
+                    if let Some(waiter) = lock(&pending).remove(&response.id) {
+                        let _ = waiter.send(response);
+                    }
+                }
+            }
+            // Waiters left see their sender dropped: the stream ended.
+            lock(&pending).clear();
+        });
+        Ok(lock(&self.state).entry(url.to_string()).or_insert(conn).clone())
+    }
+
+    /// Reads all pages of one iterable side input.
+    async fn read_side_input(
+        &self,
+        url: &str,
+        instruction: &str,
+        transform: &str,
+        side_input: &str,
+        window: Vec<u8>,
+    ) -> Result<Vec<u8>, String> {
+        let conn = self.state_conn(url).await?;
+        let key = fnapi::StateKey {
+            r#type: Some(fnapi::state_key::Type::IterableSideInput(fnapi::state_key::IterableSideInput {
+                transform_id: transform.to_string(),
+                side_input_id: side_input.to_string(),
+                window,
+            })),
+        };
+        let mut all = Vec::new();
+        let mut token = Vec::new();
+        loop {
+            let id = format!("{}-{}", self.id, conn.next_id.fetch_add(1, Ordering::Relaxed));
+            let (reply, wait) = oneshot::channel();
+            lock(&conn.pending).insert(id.clone(), reply);
+            let request = fnapi::StateRequest {
+                id,
+                instruction_id: instruction.to_string(),
+                state_key: Some(key.clone()),
+                request: Some(fnapi::state_request::Request::Get(fnapi::StateGetRequest { continuation_token: token })),
+            };
+            conn.tx.send(request).await.map_err(|_| "the state stream is closed".to_string())?;
+            let response = wait.await.map_err(|_| "the state stream ended before answering".to_string())?;
+            if !response.error.is_empty() {
+                return Err(format!("side input '{side_input}' of '{transform}': {}", response.error));
+            }
+            let Some(fnapi::state_response::Response::Get(page)) = response.response else {
+                return Err("a state response without data".to_string());
+            };
+            all.extend_from_slice(&page.data);
+            if page.continuation_token.is_empty() {
+                return Ok(all);
+            }
+            token = page.continuation_token;
+        }
+    }
+
+    async fn process_bundle(
+        self: &Arc<Self>,
+        instruction: &str,
+        request: fnapi::ProcessBundleRequest,
+        client: BeamFnControlClient<tonic::transport::Channel>,
+    ) -> Result<(), String> {
+        let descriptor = self.descriptor(&request.process_bundle_descriptor_id, client).await?;
+        // Ports of the data sources and sinks.
+        let mut sources = Vec::new();
+        let mut sinks = BTreeMap::new();
+        for (id, t) in &descriptor.transforms {
+            let Some(spec) = &t.spec else { continue };
+            if spec.urn == DATA_SOURCE || spec.urn == DATA_SINK {
+                let port = fnapi::RemoteGrpcPort::decode(spec.payload.as_slice()).map_err(|e| e.to_string())?;
+                let url = port.api_service_descriptor.map(|d| d.url).ok_or("a data port without endpoint")?;
+                let conn = self.data_conn(&url).await?;
+                if spec.urn == DATA_SOURCE {
+                    sources.push((id.clone(), conn));
+                } else {
+                    sinks.insert(id.clone(), conn);
+                }
+            }
+        }
+        // Wait for every source's last block.
+        let mut inputs = BTreeMap::new();
+        for (id, conn) in &sources {
+            let key = (instruction.to_string(), id.clone());
+            loop {
+                if let Some(e) = lock(&conn.failure).clone() {
+                    return Err(e);
+                }
+                let taken = {
+                    let mut inbox = lock(&conn.inbox);
+                    match inbox.get(&key) {
+                        Some(i) if i.complete => inbox.remove(&key),
+                        _ => None,
+                    }
+                };
+                if let Some(i) = taken {
+                    inputs.insert(id.clone(), i.bytes);
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        }
+        // Run the bundle on a blocking thread; side inputs are read through the state API from it.
+        let state_url = descriptor.state_api_service_descriptor.as_ref().map(|d| d.url.clone());
+        let (worker, instruction_owned, handle) =
+            (self.clone(), instruction.to_string(), tokio::runtime::Handle::current());
+        let outputs = tokio::task::spawn_blocking(move || {
+            let mut state = |transform: &str, side: &str, window: Vec<u8>| -> Result<Vec<u8>, UserError> {
+                let url = state_url.as_deref().ok_or("the runner gave no state endpoint for side inputs")?;
+                Ok(handle.block_on(worker.read_side_input(url, &instruction_owned, transform, side, window))?)
+            };
+            run_bundle(&worker.code.job, &worker.code.fingerprint, &descriptor, &inputs, &mut state)
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| format!("the bundle panicked: {e}"))??;
+        for (sink, conn) in sinks {
+            let bytes = outputs.get(&sink).cloned().unwrap_or_default();
+            let data = |data: Vec<u8>, is_last: bool| fnapi::elements::Data {
+                instruction_id: instruction.to_string(),
+                transform_id: sink.clone(),
+                data,
+                is_last,
+            };
+            let elements = fnapi::Elements { data: vec![data(bytes, false), data(Vec::new(), true)], timers: vec![] };
+            conn.tx.send(elements).await.map_err(|_| "the data stream is closed".to_string())?;
+        }
+        Ok(())
+    }
+}
+
+/// A `BeamFnExternalWorkerPool` served on loopback, whose workers run one job's code.
+pub struct WorkerPool {
+    runtime: tokio::runtime::Runtime,
+    endpoint: String,
+    observed: Shared,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl WorkerPool {
+    /// Starts serving on `127.0.0.1` at a free port; `fingerprint` is the
+    /// [`crate::translate::graph_fingerprint`] of the graph submitted, which every bundle's
+    /// functions must carry.
+    pub fn start(job: Job, fingerprint: String) -> std::io::Result<WorkerPool> {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let endpoint = format!("127.0.0.1:{}", listener.local_addr()?.port());
+        let observed: Shared = Arc::default();
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let code = Arc::new(JobCode { job, fingerprint });
+        let service = BeamFnExternalWorkerPoolServer::new(Pool { code, observed: observed.clone() });
+        runtime.spawn(tonic::transport::Server::builder().add_service(service).serve_with_incoming_shutdown(
+            TcpListenerStream::new(listener),
+            async {
+                let _ = stop.await;
+            },
+        ));
+        Ok(WorkerPool { runtime, endpoint, observed, shutdown: Some(shutdown) })
+    }
+
+    /// `HOST:PORT` to put in the EXTERNAL environment.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// A copy of what it has seen so far.
+    pub fn observed(&self) -> Observed {
+        lock(&self.observed).clone()
+    }
+}
+
+impl Drop for WorkerPool {
+    fn drop(&mut self) {
+        if let Some(s) = self.shutdown.take() {
+            let _ = s.send(());
+        }
+        // Let the server task see the signal before the runtime goes.
+        self.runtime.block_on(tokio::task::yield_now());
+    }
+}

@@ -1,0 +1,198 @@
+//! A client of Beam's Job API: prepare, run, watch and cancel a job on a Beam job server.
+//!
+//! The API is blocking (a pipeline program waits for its job); the gRPC calls run on a small
+//! tokio runtime the client owns.
+
+use crate::proto::job_management as jm;
+use crate::proto::pipeline as pb;
+use jm::job_service_client::JobServiceClient;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use thiserror::Error;
+use tonic::transport::Channel;
+
+/// A job server could not be reached, or refused or failed a request.
+#[derive(Debug, Error)]
+pub enum JobError {
+    /// No connection to the job server.
+    #[error("cannot connect to the job server at {endpoint}: {message}")]
+    Connect {
+        /// `HOST:PORT` as given.
+        endpoint: String,
+        /// Why.
+        message: String,
+    },
+    /// A request failed.
+    #[error("the job server failed {call}: {status}")]
+    Call {
+        /// The RPC.
+        call: &'static str,
+        /// gRPC code and message.
+        status: String,
+    },
+    /// The job ended in a state other than DONE.
+    #[error("job {job_id} ended {state}{}", if .messages.is_empty() { String::new() } else { format!(": {}", .messages.join("; ")) })]
+    Failed {
+        /// The job server's id of the job.
+        job_id: String,
+        /// Its final state, e.g. `FAILED`.
+        state: String,
+        /// The job server's error messages about it.
+        messages: Vec<String>,
+    },
+    /// No tokio runtime could be started.
+    #[error("cannot start the gRPC runtime: {0}")]
+    Runtime(String),
+}
+
+fn call_error(call: &'static str) -> impl Fn(tonic::Status) -> JobError {
+    move |s| JobError::Call { call, status: format!("{:?}: {}", s.code(), s.message()) }
+}
+
+/// The name of a Beam job state.
+pub fn state_name(state: i32) -> String {
+    jm::job_state::Enum::try_from(state)
+        .map(|s| s.as_str_name().to_string())
+        .unwrap_or_else(|_| format!("UNKNOWN({state})"))
+}
+
+/// Whether a job in `state` will not change any more (STOPPED is where a job starts, not ends).
+pub fn is_terminal(state: i32) -> bool {
+    use jm::job_state::Enum as S;
+    matches!(S::try_from(state), Ok(S::Done | S::Failed | S::Cancelled | S::Drained | S::Updated))
+}
+
+/// A pipeline option as the Job API spells it: `beam:option:NAME:v1`.
+pub fn option_key(name: &str) -> String {
+    format!("beam:option:{name}:v1")
+}
+
+/// How a finished job ended, with what the job server said about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobOutcome {
+    /// The job server's id of the job.
+    pub job_id: String,
+    /// Its final state (a [`jm::job_state::Enum`] value).
+    pub state: i32,
+    /// Every message text the job server sent, in order, with its importance.
+    pub messages: Vec<(i32, String)>,
+}
+
+impl JobOutcome {
+    /// Ok when the job is DONE; otherwise the error naming its state and the job server's error
+    /// (or, lacking those, warning) messages.
+    pub fn into_result(self) -> Result<JobOutcome, JobError> {
+        if self.state == jm::job_state::Enum::Done as i32 {
+            return Ok(self);
+        }
+        let at_least = |level: jm::job_message::MessageImportance| {
+            self.messages.iter().filter(|(i, _)| *i >= level as i32).map(|(_, m)| m.clone()).collect::<Vec<_>>()
+        };
+        let mut messages = at_least(jm::job_message::MessageImportance::JobMessageError);
+        if messages.is_empty() {
+            messages = at_least(jm::job_message::MessageImportance::JobMessageWarning);
+        }
+        Err(JobError::Failed { job_id: self.job_id, state: state_name(self.state), messages })
+    }
+}
+
+/// A connection to a Beam job server.
+pub struct JobClient {
+    runtime: tokio::runtime::Runtime,
+    client: JobServiceClient<Channel>,
+}
+
+impl JobClient {
+    /// Connects to the job server at `endpoint` (`HOST:PORT`).
+    pub fn connect(endpoint: &str) -> Result<JobClient, JobError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| JobError::Runtime(e.to_string()))?;
+        let url = if endpoint.contains("://") { endpoint.to_string() } else { format!("http://{endpoint}") };
+        let connect_error = |message: String| JobError::Connect { endpoint: endpoint.to_string(), message };
+        let channel = Channel::from_shared(url).map_err(|e| connect_error(e.to_string()))?;
+        let channel = runtime
+            .block_on(channel.connect_timeout(Duration::from_secs(10)).connect())
+            .map_err(|e| connect_error(format!("{e:?}")))?;
+        // Pipelines of many transforms exceed tonic's default 4 MiB message limit.
+        let client = JobServiceClient::new(channel).max_decoding_message_size(256 << 20);
+        Ok(JobClient { runtime, client })
+    }
+
+    /// Prepares a job: the pipeline, its options (plain names, sent as `beam:option:NAME:v1`)
+    /// and a name. Returns the preparation id.
+    pub fn prepare(
+        &mut self,
+        pipeline: pb::Pipeline,
+        options: &BTreeMap<String, String>,
+        job_name: &str,
+    ) -> Result<String, JobError> {
+        let fields = options
+            .iter()
+            .map(|(k, v)| {
+                (option_key(k), prost_types::Value { kind: Some(prost_types::value::Kind::StringValue(v.clone())) })
+            })
+            .collect();
+        let request = jm::PrepareJobRequest {
+            pipeline: Some(pipeline),
+            pipeline_options: Some(prost_types::Struct { fields }),
+            job_name: job_name.to_string(),
+        };
+        let response = self.runtime.block_on(self.client.prepare(request)).map_err(call_error("Prepare"))?.into_inner();
+        Ok(response.preparation_id)
+    }
+
+    /// Runs a prepared job; returns its job id.
+    pub fn run(&mut self, preparation_id: &str) -> Result<String, JobError> {
+        let request = jm::RunJobRequest { preparation_id: preparation_id.to_string(), retrieval_token: String::new() };
+        let response = self.runtime.block_on(self.client.run(request)).map_err(call_error("Run"))?.into_inner();
+        Ok(response.job_id)
+    }
+
+    /// The job's current state.
+    pub fn state(&mut self, job_id: &str) -> Result<i32, JobError> {
+        let request = jm::GetJobStateRequest { job_id: job_id.to_string() };
+        let event = self.runtime.block_on(self.client.get_state(request)).map_err(call_error("GetState"))?;
+        Ok(event.into_inner().state)
+    }
+
+    /// Asks the job server to cancel the job; returns the state it reports.
+    pub fn cancel(&mut self, job_id: &str) -> Result<i32, JobError> {
+        let request = jm::CancelJobRequest { job_id: job_id.to_string() };
+        let response = self.runtime.block_on(self.client.cancel(request)).map_err(call_error("Cancel"))?;
+        Ok(response.into_inner().state)
+    }
+
+    /// Follows the job's message stream until it reaches a terminal state, handing each message
+    /// text to `on_message` as it comes (with its importance), and returns the outcome.
+    pub fn wait(&mut self, job_id: &str, on_message: &mut dyn FnMut(i32, &str)) -> Result<JobOutcome, JobError> {
+        let request = jm::JobMessagesRequest { job_id: job_id.to_string() };
+        let client = &mut self.client;
+        let mut messages = Vec::new();
+        let state = self.runtime.block_on(async {
+            let mut stream =
+                client.get_message_stream(request).await.map_err(call_error("GetMessageStream"))?.into_inner();
+            while let Some(item) = stream.message().await.map_err(call_error("GetMessageStream"))? {
+                match item.response {
+                    Some(jm::job_messages_response::Response::MessageResponse(m)) => {
+                        on_message(m.importance, &m.message_text);
+                        messages.push((m.importance, m.message_text));
+                    }
+                    Some(jm::job_messages_response::Response::StateResponse(s)) if is_terminal(s.state) => {
+                        return Ok(Some(s.state));
+                    }
+                    _ => {}
+                }
+            }
+            Ok::<_, JobError>(None)
+        })?;
+        // A stream that ends without a terminal state: ask for the state directly.
+        let state = match state {
+            Some(s) => s,
+            None => self.state(job_id)?,
+        };
+        Ok(JobOutcome { job_id: job_id.to_string(), state, messages })
+    }
+}

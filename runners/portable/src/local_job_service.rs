@@ -1,0 +1,74 @@
+//! Beam Python's local job service as a child process: the job server the tests (and a user
+//! trying the portable runner on one machine) start.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The Python of the venv holding apache-beam: `$RUNNEL_BEAM_VENV/bin/python`, by default
+/// `/opt/beam-venv/bin/python` (where `scripts/beam-venv.sh` installs apache-beam 2.77.0).
+pub fn beam_python() -> PathBuf {
+    let venv = std::env::var("RUNNEL_BEAM_VENV").unwrap_or_else(|_| "/opt/beam-venv".to_string());
+    PathBuf::from(venv).join("bin/python")
+}
+
+/// A running `apache_beam.runners.portability.local_job_service_main`, killed when dropped.
+pub struct LocalJobService {
+    child: Child,
+    endpoint: String,
+    _dir: tempfile::TempDir,
+}
+
+impl LocalJobService {
+    /// Starts it on a free port and waits (up to a minute) until it listens. Fails, naming the
+    /// fix, when the venv is missing.
+    pub fn start() -> Result<LocalJobService, String> {
+        let python = beam_python();
+        if !python.exists() {
+            return Err(format!(
+                "{} is missing: run scripts/beam-venv.sh (or set RUNNEL_BEAM_VENV) to install apache-beam 2.77.0",
+                python.display()
+            ));
+        }
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let port_file = dir.path().join("port");
+        let child = Command::new(&python)
+            .args(["-m", "apache_beam.runners.portability.local_job_service_main", "--port", "0", "--port_file"])
+            .arg(&port_file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start Beam Python's job service: {e}"))?;
+        let mut service = LocalJobService { child, endpoint: String::new(), _dir: dir };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(port) = std::fs::read_to_string(&port_file) {
+                // The file holds `HOST:PORT` or the port; it is written once the server listens.
+                if let Some(port) = port.trim().rsplit(':').next().filter(|p| !p.is_empty()) {
+                    service.endpoint = format!("localhost:{port}");
+                    return Ok(service);
+                }
+            }
+            if let Ok(Some(status)) = service.child.try_wait() {
+                return Err(format!("Beam Python's job service exited at start: {status}"));
+            }
+            if Instant::now() > deadline {
+                return Err("Beam Python's job service wrote no port file in 60 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `HOST:PORT` for `--job-endpoint`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+}
+
+impl Drop for LocalJobService {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
