@@ -9,7 +9,7 @@
 //! (`RAYON_NUM_THREADS=1`, best of 2) for the speed-up to all cores.
 
 use runnel_bench::{best_of, handwritten_rayon_wordcount, shards_of, sorted_lines};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 /// Runs the wordcount example on the rayon runner, with `threads` rayon threads (`None`: all cores).
@@ -24,16 +24,6 @@ fn run_runnel(binary: &Path, input: &Path, prefix: &Path, threads: Option<usize>
     assert!(status.success(), "wordcount on rayon failed");
 }
 
-fn input_of(mb: usize) -> (PathBuf, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("runnel-bench-wordcount-{mb}"));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let input = dir.join("input.txt");
-    if !input.exists() {
-        runnel_bench::generate_text(&input, mb << 20, 42).expect("generate text");
-    }
-    (dir, input)
-}
-
 fn main() {
     let sizes: Vec<usize> = std::env::var("RUNNEL_BENCH_SIZES")
         .unwrap_or_else(|_| "50,200".into())
@@ -46,7 +36,7 @@ fn main() {
     println!("{:>8} {:>12} {:>10} {:>12} {:>10} {:>8}", "MB", "hand-written", "MB/s", "Runnel", "MB/s", "ratio");
     let mut largest = None;
     for mb in sizes {
-        let (dir, input) = input_of(mb);
+        let (dir, input) = runnel_bench::wordcount_input(mb);
         let size_mb = std::fs::metadata(&input).expect("input").len() as f64 / (1 << 20) as f64;
         let baseline_out = dir.join("rayon-baseline.txt");
         let hand = best_of(3, || {

@@ -18,12 +18,7 @@ const BEAM_PYTHON_MB_S: f64 = 2.2;
 
 fn main() {
     let mb: usize = std::env::var("RUNNEL_BENCH_MB").ok().and_then(|s| s.parse().ok()).unwrap_or(64);
-    let dir = std::env::temp_dir().join(format!("runnel-bench-wordcount-{mb}"));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let input = dir.join("input.txt");
-    if !input.exists() {
-        runnel_bench::generate_text(&input, mb << 20, 42).expect("generate text");
-    }
+    let (dir, input) = runnel_bench::wordcount_input(mb);
     let size_mb = std::fs::metadata(&input).expect("input").len() as f64 / (1 << 20) as f64;
     let binary = runnel_bench::example_binary("wordcount");
 

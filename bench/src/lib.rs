@@ -230,6 +230,18 @@ pub fn handwritten_windowed_sum<S: std::hash::BuildHasher + Default>(
     WindowedSumResult { outputs: sums.len() as u64, total: sums.values().sum() }
 }
 
+/// The word count benchmarks' input of `mb` MiB of generated text, made once and kept in a
+/// directory of the system's temporary directory: `(that directory, the file)`.
+pub fn wordcount_input(mb: usize) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("runnel-bench-wordcount-{mb}"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let input = dir.join("input.txt");
+    if !input.exists() {
+        generate_text(&input, mb << 20, 42).expect("generate text");
+    }
+    (dir, input)
+}
+
 /// The workspace's root directory.
 pub fn workspace_root() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("bench/ is in the workspace").to_path_buf()

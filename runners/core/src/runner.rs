@@ -2,7 +2,7 @@
 
 use crate::capability::Capabilities;
 use crate::plan::PlanOptions;
-use runnel_model::exec::{Job, UserError};
+use runnel_model::exec::{Batch, ElementOps, Job, UserError};
 use runnel_model::metrics::MetricsSnapshot;
 use runnel_model::{GraphError, Timestamp};
 use std::collections::BTreeMap;
@@ -115,6 +115,11 @@ pub trait ProgressSink: Send + Sync + std::fmt::Debug {
     /// `transform`, fused in stage `stage` (index in the plan), produced `elements` more elements
     /// of about `bytes` bytes.
     fn record(&self, stage: usize, transform: &str, elements: u64, bytes: u64);
+
+    /// Records `batch`, produced by `transform` in stage `stage`: its length and estimated bytes.
+    fn record_batch(&self, stage: usize, transform: &str, ops: &dyn ElementOps, batch: &Batch) {
+        self.record(stage, transform, ops.len(batch) as u64, ops.estimated_bytes(batch));
+    }
 }
 
 impl Default for RunnerOptions {

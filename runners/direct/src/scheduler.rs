@@ -245,7 +245,7 @@ impl StageSink for Sink<'_> {
         batch: &mut Batch,
     ) -> Result<(), RunError> {
         if let Some(progress) = &self.scheduler.progress {
-            progress.record(self.stage, producer, ops.len(batch) as u64, ops.estimated_bytes(batch));
+            progress.record_batch(self.stage, producer, ops, batch);
         }
         if !self.scheduler.checks {
             return Ok(());

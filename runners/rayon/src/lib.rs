@@ -188,16 +188,8 @@ struct CollectSink<'a> {
 impl CollectSink<'_> {
     /// Writes every bucket of shuffle output `output` held in memory as a sorted run.
     fn spill_output(&mut self, output: usize) -> Result<(), RunError> {
-        let ops = &self.ops[output];
         for (bucket, batches) in self.outputs[output].iter_mut().enumerate() {
-            let mut records = Vec::new();
-            for batch in batches.drain(..) {
-                let encoded = ops.encode_keyed(&batch).map_err(|e| RunError::user_code(&self.readers[output], e))?;
-                records.extend(encoded.ok_or_else(|| RunError::Binding {
-                    transform: self.readers[output].clone(),
-                    message: "a grouping's input is not key-value pairs".into(),
-                })?);
-            }
+            let records = spill::encode_keyed(&*self.ops[output], batches.drain(..), &self.readers[output])?;
             if !records.is_empty() {
                 self.runs[output][bucket].push(self.spill.write_run(records)?);
             }
@@ -225,7 +217,7 @@ impl StageSink for CollectSink<'_> {
             return Err(Failure::stopped());
         }
         if let Some(progress) = self.progress {
-            progress.record(self.stage, producer, ops.len(batch) as u64, ops.estimated_bytes(batch));
+            progress.record_batch(self.stage, producer, ops, batch);
         }
         Ok(())
     }
@@ -316,11 +308,11 @@ impl Execution<'_> {
             // What this stage reads leaves the budget: a grouping takes it a partition (or, spilled, a chunk) at a
             // time.
             self.budget.release(inbox.held);
-            let produced = self.run_stage(id, inbox)?;
             let stage = &self.plan.stages[id];
             let output_ops: Vec<Arc<dyn ElementOps>> = (0..stage.outputs.len())
                 .map(|o| output_ops(self.plan, id, o, self.bindings))
                 .collect::<Result<_, _>>()?;
+            let produced = self.run_stage(id, inbox, &output_ops)?;
             for p in produced {
                 metrics.merge(&p.metrics);
                 for (o, runs) in p.runs.into_iter().enumerate() {
@@ -432,11 +424,10 @@ impl Execution<'_> {
         })
     }
 
-    fn run_stage(&self, id: usize, mut inbox: Inbox) -> Result<Vec<Produced>, RunError> {
+    /// Runs every partition of stage `id`, whose outputs have the element operations `ops`.
+    fn run_stage(&self, id: usize, mut inbox: Inbox, ops: &[Arc<dyn ElementOps>]) -> Result<Vec<Produced>, RunError> {
         let stage = &self.plan.stages[id];
         let shuffled: Vec<bool> = stage.outputs.iter().map(|o| matches!(o.kind, OutputKind::Shuffle { .. })).collect();
-        let ops: Vec<Arc<dyn ElementOps>> =
-            (0..stage.outputs.len()).map(|o| output_ops(self.plan, id, o, self.bindings)).collect::<Result<_, _>>()?;
         let readers: Vec<String> = stage.outputs.iter().map(|o| self.plan.stages[o.to_stage].root.clone()).collect();
         let spill_ops = inbox.spill_ops.take();
         let tasks = self.tasks(id, inbox)?;
@@ -445,7 +436,7 @@ impl Execution<'_> {
         let context = StageContext {
             id,
             shuffled: &shuffled,
-            ops: &ops,
+            ops,
             readers: &readers,
             complete: &complete,
             failure: &failure,
@@ -465,6 +456,15 @@ impl Execution<'_> {
         produced.map_err(|()| failure.take().unwrap_or_else(Failure::stopped))
     }
 
+    /// Empty lists per stage output: one per partition of the consuming grouping for a shuffle,
+    /// `unshuffled` for any other output.
+    fn per_output<T>(&self, shuffled: &[bool], unshuffled: usize) -> Vec<Vec<Vec<T>>> {
+        shuffled
+            .iter()
+            .map(|s| (0..if *s { self.partitions } else { unshuffled }).map(|_| Vec::new()).collect())
+            .collect()
+    }
+
     /// Runs one partition of a stage with its own stage executor (a grouping partition with spilled input: one
     /// executor per chunk of keys).
     fn run_partition(&self, cx: &StageContext<'_>, mut task: Task) -> Result<Produced, RunError> {
@@ -474,16 +474,8 @@ impl Execution<'_> {
             shuffled: cx.shuffled,
             ops: cx.ops,
             partitions: self.partitions,
-            outputs: cx
-                .shuffled
-                .iter()
-                .map(|s| (0..if *s { self.partitions } else { 1 }).map(|_| Vec::new()).collect())
-                .collect(),
-            runs: cx
-                .shuffled
-                .iter()
-                .map(|s| (0..if *s { self.partitions } else { 0 }).map(|_| Vec::new()).collect())
-                .collect(),
+            outputs: self.per_output(cx.shuffled, 1),
+            runs: self.per_output(cx.shuffled, 0),
             held: vec![0; outputs],
             budget: self.budget,
             spill: self.spill,
@@ -536,11 +528,7 @@ impl Execution<'_> {
             transform: root.clone(),
             message: "spilled runs without the element operations that wrote them".into(),
         })?;
-        let mut records = Vec::new();
-        for (_, batch) in task.inputs {
-            let encoded = ops.encode_keyed(&batch).map_err(|e| RunError::user_code(root, e))?;
-            records.extend(encoded.unwrap_or_default());
-        }
+        let records = spill::encode_keyed(&**ops, task.inputs.into_iter().map(|(_, batch)| batch), root)?;
         let threads = rayon::current_num_threads() as u64;
         // A chunk is decoded and grouped beside its bytes: a few times its encoded size per thread.
         let chunk_bytes = usize::try_from((self.budget.limit() / (8 * threads)).max(4096)).unwrap_or(usize::MAX);

@@ -12,7 +12,7 @@
 //! The files live in one temporary directory per job, removed when the job ends, whether it
 //! succeeds or fails (the directory is dropped on every path out of the runner).
 
-use runnel_model::exec::KeyedEncoding;
+use runnel_model::exec::{Batch, ElementOps, KeyedEncoding};
 use runnel_runner_core::RunError;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -237,6 +237,24 @@ pub(crate) fn merge_by_key(
         chunk(current)?;
     }
     Ok(())
+}
+
+/// Every element of `batches` as `(key bytes, element bytes)`, for a run; `transform` is the
+/// grouping they go to (named if a key cannot be encoded).
+pub(crate) fn encode_keyed(
+    ops: &dyn ElementOps,
+    batches: impl IntoIterator<Item = Batch>,
+    transform: &str,
+) -> Result<Vec<KeyedEncoding>, RunError> {
+    let mut records = Vec::new();
+    for batch in batches {
+        let encoded = ops.encode_keyed(&batch).map_err(|e| RunError::user_code(transform, e))?;
+        records.extend(encoded.ok_or_else(|| RunError::Binding {
+            transform: transform.to_string(),
+            message: "a grouping's input is not key-value pairs".into(),
+        })?);
+    }
+    Ok(records)
 }
 
 fn read_error(path: &Path, source: io::Error) -> RunError {
