@@ -204,6 +204,9 @@ pub struct CombineHalves {
     /// Element-wise merge of grouped accumulators: `(K, Vec<Acc>)` → `(K, Acc)` (for runners that
     /// group by key and window themselves, such as Beam's).
     pub merge_accumulators: CombinePartFactory,
+    /// Element-wise combine of grouped inputs: `(K, Vec<In>)` → `(K, Out)` (for runners that
+    /// group by key and window themselves and do not lift).
+    pub combine_grouped_values: CombinePartFactory,
     /// Element-wise extraction: `(K, Acc)` → `(K, Out)`.
     pub extract_outputs: CombinePartFactory,
     /// Element operations of the `(K, Acc)` pairs that cross the shuffle.
@@ -211,6 +214,9 @@ pub struct CombineHalves {
     /// Element operations of the `(K, Vec<Acc>)` pairs [`CombineHalves::merge_accumulators`]
     /// reads (accumulators grouped by a runner).
     pub grouped_accumulator_ops: Arc<dyn ElementOps>,
+    /// Element operations of the `(K, Vec<In>)` pairs
+    /// [`CombineHalves::combine_grouped_values`] reads.
+    pub grouped_input_ops: Arc<dyn ElementOps>,
 }
 
 /// A user window function: the windows an element at `timestamp` belongs to.

@@ -241,6 +241,19 @@ impl Builder {
         let coder = self.kv_coder::<K, V>();
         self.set_coder(pc, coder);
         self.bindings.elements.insert(pc.to_string(), Arc::new(TypedOps::<(K, V)>::keyed()));
+        // A runner that splits a stage at a Flatten, WindowInto or Reshuffle feeding the
+        // grouping (Beam's do) writes their inputs to the shuffle: those are keyed too.
+        let mut upstream = vec![pc.to_string()];
+        while let Some(pc) = upstream.pop() {
+            let Some(producer) = self.graph.producer(&pc) else { continue };
+            if ![urns::FLATTEN, urns::WINDOW_INTO, urns::RESHUFFLE].contains(&producer.urn.as_str()) {
+                continue;
+            }
+            for input in producer.inputs.values().cloned().collect::<Vec<_>>() {
+                self.bindings.elements.insert(input.clone(), Arc::new(TypedOps::<(K, V)>::keyed()));
+                upstream.push(input);
+            }
+        }
     }
 
     /// Gives a PCollection of pairs key partitioning, keeping its coder.

@@ -4,7 +4,9 @@ use crate::pipeline::{single_output, PCollection, PTransform, PrimitiveSpec};
 use runnel_model::exec::{CombineFactory, CombineHalves, CombinePartFactory, Executable, UserError, WindowAssigner};
 use runnel_model::{urns, CombinePayload, FnRef};
 use runnel_runner_core::group::{GroupAlsoByWindow, Reducer};
-use runnel_runner_core::lift::{ExtractOutputs, MergeAccumulators, MergeGroupedAccumulators, Precombine};
+use runnel_runner_core::lift::{
+    CombineGroupedValues, ExtractOutputs, MergeAccumulators, MergeGroupedAccumulators, Precombine,
+};
 use runnel_runner_core::typed::TypedOps;
 use runnel_runner_core::{Data, Key};
 use serde::{Deserialize, Serialize};
@@ -313,15 +315,23 @@ fn combine_code<K: Key, F: CombineFn>(
             Ok(Box::new(MergeGroupedAccumulators::<K, F::In, _>::new(CombineReducer(make_fn(payload)?))))
         })
     };
+    let combine_grouped_values: CombinePartFactory = {
+        let make_fn = make_fn.clone();
+        Arc::new(move |payload| {
+            Ok(Box::new(CombineGroupedValues::<K, F::In, _>::new(CombineReducer(make_fn(payload)?))))
+        })
+    };
     let extract_outputs: CombinePartFactory =
         Arc::new(move |payload| Ok(Box::new(ExtractOutputs::<K, F::In, _>::new(CombineReducer(make_fn(payload)?)))));
     let halves = CombineHalves {
         precombine,
         merge_grouping,
         merge_accumulators,
+        combine_grouped_values,
         extract_outputs,
         accumulator_ops: Arc::new(TypedOps::<(K, F::Acc)>::keyed()),
         grouped_accumulator_ops: Arc::new(TypedOps::<(K, Vec<F::Acc>)>::keyed()),
+        grouped_input_ops: Arc::new(TypedOps::<(K, Vec<F::In>)>::keyed()),
     };
     (whole, halves)
 }

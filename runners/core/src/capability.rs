@@ -2,7 +2,7 @@
 //! run faithfully — before anything runs, with the transform that needs the missing capability.
 
 use crate::RunError;
-use runnel_model::{urns, AccumulationMode, Graph};
+use runnel_model::{urns, AccumulationMode, Graph, WindowFnSpec};
 use std::fmt;
 
 /// One thing a pipeline may need from its runner beyond bounded batch execution.
@@ -18,16 +18,19 @@ pub enum Capability {
     Retractions,
     /// Running on a thread of its own with a handle that cancels (`Pipeline::run_async`).
     RunAsync,
+    /// User window functions (`WindowInto::custom`), whose code only a Runnel process can run.
+    UserWindowFns,
 }
 
 impl Capability {
     /// Every capability.
-    pub const ALL: [Capability; 5] = [
+    pub const ALL: [Capability; 6] = [
         Capability::UnboundedSources,
         Capability::TestStream,
         Capability::ProcessingTime,
         Capability::Retractions,
         Capability::RunAsync,
+        Capability::UserWindowFns,
     ];
 
     /// What it is, for messages.
@@ -38,6 +41,7 @@ impl Capability {
             Capability::ProcessingTime => "processing-time triggers",
             Capability::Retractions => "retracting accumulation",
             Capability::RunAsync => "running asynchronously with cancellation",
+            Capability::UserWindowFns => "user window functions",
         }
     }
 }
@@ -92,6 +96,11 @@ pub fn requirements(graph: &Graph) -> Result<Vec<(Capability, String)>, RunError
             urns::TEST_STREAM => need(Capability::TestStream, &name),
             urns::READ_UNBOUNDED => need(Capability::UnboundedSources, &name),
             _ => {}
+        }
+        for output in t.outputs.values() {
+            if let Some(WindowFnSpec::Custom { .. }) = graph.windowing_of(output).map(|ws| &ws.window_fn) {
+                need(Capability::UserWindowFns, &name);
+            }
         }
         if t.urn == urns::GROUP_BY_KEY || t.urn == urns::COMBINE_PER_KEY {
             for input in t.inputs.values() {

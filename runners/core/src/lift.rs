@@ -162,6 +162,20 @@ impl<K, V, R> MergeGroupedAccumulators<K, V, R> {
     }
 }
 
+/// Beam's `combine_grouped_values` (an unlifted combine after a runner's GroupByKey):
+/// `(K, Vec<In>)` → `(K, Out)`, element-wise.
+pub struct CombineGroupedValues<K, V, R> {
+    reducer: R,
+    _t: std::marker::PhantomData<fn(K, V)>,
+}
+
+impl<K, V, R> CombineGroupedValues<K, V, R> {
+    /// Combines with `reducer`'s `create`, `add` and `extract_owned`.
+    pub fn new(reducer: R) -> Self {
+        CombineGroupedValues { reducer, _t: std::marker::PhantomData }
+    }
+}
+
 /// Beam's `extract_outputs` step: `(K, Acc)` → `(K, Out)`, element-wise.
 pub struct ExtractOutputs<K, V, R> {
     reducer: R,
@@ -223,6 +237,14 @@ element_wise_instance!(MergeGroupedAccumulators, (K, Vec<R::State>), (K, R::Stat
         this.reducer.merge(&key, &mut merged, acc)?;
     }
     merged
+});
+
+element_wise_instance!(CombineGroupedValues, (K, Vec<V>), (K, R::Output), |this, key, values| {
+    let mut state = this.reducer.create(&key)?;
+    for value in values {
+        this.reducer.add(&key, &mut state, value)?;
+    }
+    this.reducer.extract_owned(&key, state)?
 });
 
 element_wise_instance!(ExtractOutputs, (K, R::State), (K, R::Output), |this, key, accumulator| {

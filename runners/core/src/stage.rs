@@ -109,8 +109,9 @@ enum NodeKind {
         payload: ParDoPayload,
         instance: Option<Box<dyn DoFnInstance>>,
     },
-    /// The pre-shuffle half of a lifted combine.
-    Precombine {
+    /// A DoFn instance made for the stage rather than bound to a transform: the pre-shuffle half
+    /// of a lifted combine, or a combine phase a fusing runner asked for.
+    Instance {
         instance: Box<dyn DoFnInstance>,
     },
     WindowInto(Assign),
@@ -126,10 +127,17 @@ struct Node {
     /// Whether the node is inside a bundle (started lazily, when its first batch arrives).
     in_bundle: bool,
     metrics: StepMetrics,
+    /// Side inputs read on demand ([`SideInputSource`]) by a ParDo of a fused stage; empty
+    /// otherwise (a plan stage's root ParDo reads the executor's delivered side inputs).
+    sides: Vec<SideSlot>,
+    /// The element operations of the node's main input, where `sides` needs its windows.
+    input_ops: Option<Arc<dyn ElementOps>>,
 }
 
 struct SideSlot {
     tag: String,
+    /// Where an on-demand side input is read, and the id of the reader to name there.
+    source: Option<(Arc<dyn SideInputSource>, String)>,
     window_fn: WindowFnSpec,
     materializer: Arc<dyn ViewMaterializer>,
     /// Everything the side input delivered so far.
@@ -216,7 +224,246 @@ pub fn output_ops(
     }
 }
 
+/// The node kind of graph transform `name` (not a root), with its output tags by output index.
+fn graph_node_kind(name: &str, graph: &Graph, bindings: &Bindings) -> Result<(NodeKind, Vec<String>), RunError> {
+    let t = graph.transforms.get(name).ok_or_else(|| binding_error(name, "no such transform in the graph"))?;
+    let executable = bindings.transforms.get(name).cloned();
+    Ok(match (t.urn.as_str(), executable) {
+        (urns::PAR_DO, Some(Executable::ParDo { instantiate, .. })) => {
+            let payload: ParDoPayload = t.payload_as()?;
+            let tags = payload.outputs.clone();
+            (NodeKind::ParDo { factory: instantiate, payload, instance: None }, tags)
+        }
+        (urns::FLATTEN | urns::RESHUFFLE, None) => (NodeKind::PassThrough, t.outputs.keys().cloned().collect()),
+        (urns::WINDOW_INTO, executable) => {
+            let payload: WindowIntoPayload = t.payload_as()?;
+            let spec = graph
+                .windowing_strategies
+                .get(&payload.windowing_strategy)
+                .ok_or_else(|| binding_error(name, "unknown windowing strategy"))?
+                .window_fn
+                .clone();
+            let assign = match (spec, executable) {
+                (WindowFnSpec::Custom { .. }, Some(Executable::WindowInto { window_fn })) => Assign::Custom(window_fn),
+                (WindowFnSpec::Custom { name: fn_name, .. }, _) => {
+                    return Err(binding_error(name, format!("no code bound for window function '{fn_name}'")))
+                }
+                (spec, _) => Assign::Builtin(spec),
+            };
+            (NodeKind::WindowInto(assign), t.outputs.keys().cloned().collect())
+        }
+        (urn, _) => return Err(binding_error(name, format!("no code bound for '{urn}'"))),
+    })
+}
+
+/// A stage fused by a runner other than Runnel's planner (a Beam runner's bundle descriptor):
+/// entry PCollections, transforms in topological order, and the PCollections that leave it.
+/// PCollection ids are the fusing runner's; a node names the Runnel transform it runs.
+pub struct FusedStage {
+    /// For messages.
+    pub name: String,
+    /// What enters the stage, by input port.
+    pub entries: Vec<FusedPort>,
+    /// The work, in topological order.
+    pub nodes: Vec<FusedNode>,
+    /// The PCollections that leave the stage, by output index of [`StageSink::write`].
+    pub exits: Vec<String>,
+}
+
+/// A PCollection of a fused stage and its element operations.
+pub struct FusedPort {
+    /// The fusing runner's id of it.
+    pub pcollection: String,
+    /// How its elements are stored.
+    pub ops: Arc<dyn ElementOps>,
+}
+
+/// One transform of a fused stage.
+pub struct FusedNode {
+    /// The fusing runner's id of it (given to a [`SideInputSource`]).
+    pub id: String,
+    /// The Runnel transform it runs or belongs to: errors and metrics carry this name.
+    pub transform: String,
+    /// What it does.
+    pub work: FusedWork,
+    /// The PCollections it reads as main input (a Flatten reads several).
+    pub inputs: Vec<String>,
+    /// What it produces, by output index (a ParDo's in its payload's order).
+    pub outputs: Vec<FusedPort>,
+}
+
+/// What a node of a fused stage runs.
+pub enum FusedWork {
+    /// The graph transform's own code (ParDo, WindowInto, Flatten, Reshuffle); a ParDo's side
+    /// inputs are read on demand from the stage's [`SideInputSource`].
+    Graph,
+    /// A DoFn instance the caller made (a combine phase: precombine, merge, extract...).
+    Instance(Box<dyn DoFnInstance>),
+}
+
+/// Where a fused stage's side inputs come from: read when main input in a window first reaches
+/// the ParDo reading them, once per bundle and side window.
+pub trait SideInputSource: Send + Sync {
+    /// The elements of side input `tag` of node `reader` in side window `window` (a batch of the
+    /// side PCollection's elements, in that window).
+    fn read(&self, reader: &str, tag: &str, window: &Window) -> Result<Batch, UserError>;
+}
+
 impl StageExecutor {
+    /// An executor for a stage someone else fused (see [`FusedStage`]): driven with
+    /// [`StageExecutor::push`] and [`StageExecutor::finish_bundle`].
+    pub fn fused(
+        fused: FusedStage,
+        graph: &Graph,
+        bindings: &Bindings,
+        side_source: Option<Arc<dyn SideInputSource>>,
+    ) -> Result<Self, RunError> {
+        let FusedStage { name, entries, nodes: specs, exits } = fused;
+        let mut ops_by_pc: BTreeMap<String, Arc<dyn ElementOps>> = BTreeMap::new();
+        for e in &entries {
+            ops_by_pc.insert(e.pcollection.clone(), e.ops.clone());
+        }
+        for spec in &specs {
+            for o in &spec.outputs {
+                ops_by_pc.insert(o.pcollection.clone(), o.ops.clone());
+            }
+        }
+        let mut nodes: Vec<Node> = Vec::new();
+        let mut inputs: Vec<Vec<String>> = Vec::new();
+        for spec in specs {
+            let (kind, sides, input_ops) = match spec.work {
+                FusedWork::Instance(instance) => (NodeKind::Instance { instance }, Vec::new(), None),
+                FusedWork::Graph => {
+                    let (kind, _) = graph_node_kind(&spec.transform, graph, bindings)?;
+                    let mut sides = Vec::new();
+                    if let NodeKind::ParDo { payload, .. } = &kind {
+                        if !payload.side_inputs.is_empty() {
+                            sides = Self::fetched_sides(&spec, payload, graph, bindings, side_source.as_ref())?;
+                        }
+                    }
+                    let input_ops = spec.inputs.first().and_then(|pc| ops_by_pc.get(pc)).cloned();
+                    (kind, sides, input_ops)
+                }
+            };
+            let outputs = spec
+                .outputs
+                .iter()
+                .map(|o| Port {
+                    producer: spec.transform.clone(),
+                    pcollection: o.pcollection.clone(),
+                    ops: o.ops.clone(),
+                    edges: Vec::new(),
+                })
+                .collect();
+            nodes.push(Node {
+                transform: spec.transform.clone(),
+                kind,
+                outputs,
+                in_bundle: false,
+                metrics: StepMetrics::default(),
+                sides,
+                input_ops,
+            });
+            inputs.push(spec.inputs);
+        }
+        // One edge per input reading a PCollection (a Flatten may read one twice), then the exits.
+        let readers = |pc: &str| -> Vec<Edge> {
+            let mut edges: Vec<Edge> = Vec::new();
+            for (n, ins) in inputs.iter().enumerate() {
+                edges.extend(ins.iter().filter(|i| *i == pc).map(|_| Edge::Node(n)));
+            }
+            edges.extend(exits.iter().enumerate().filter(|(_, e)| *e == pc).map(|(o, _)| Edge::Out(o)));
+            edges
+        };
+        let mut entry = Vec::new();
+        for e in entries {
+            let edges = readers(&e.pcollection);
+            entry.push(Port { producer: String::new(), pcollection: e.pcollection, ops: e.ops, edges });
+        }
+        for (n, node) in nodes.iter_mut().enumerate() {
+            for port in &mut node.outputs {
+                let edges = readers(&port.pcollection);
+                if edges.iter().any(|e| matches!(e, Edge::Node(r) if *r <= n)) {
+                    let message = "the fused stage's transforms are not in topological order";
+                    return Err(binding_error(&node.transform, message));
+                }
+                port.edges = edges;
+            }
+        }
+        let stage = Stage {
+            id: 0,
+            root: name,
+            root_kind: RootKind::Read,
+            transforms: nodes.iter().map(|n| n.transform.clone()).collect(),
+            inputs: Vec::new(),
+            side_inputs: Vec::new(),
+            outputs: Vec::new(),
+        };
+        Ok(StageExecutor {
+            stage,
+            entry,
+            grouping: None,
+            nodes,
+            sides: Vec::new(),
+            pushed_back: Vec::new(),
+            pushed_back_min: Timestamp::MAX,
+        })
+    }
+
+    /// The on-demand side input slots of a fused ParDo.
+    fn fetched_sides(
+        spec: &FusedNode,
+        payload: &ParDoPayload,
+        graph: &Graph,
+        bindings: &Bindings,
+        source: Option<&Arc<dyn SideInputSource>>,
+    ) -> Result<Vec<SideSlot>, RunError> {
+        let name = &spec.transform;
+        let source = source.ok_or_else(|| binding_error(name, "side inputs, but nowhere to read them from"))?;
+        let Some(Executable::ParDo { side_inputs: materializers, .. }) = bindings.transforms.get(name) else {
+            return Err(binding_error(name, "no ParDo code bound"));
+        };
+        if materializers.len() != payload.side_inputs.len() {
+            return Err(binding_error(name, "side input count differs from the payload"));
+        }
+        let t = &graph.transforms[name];
+        let mut slots = Vec::new();
+        for (side, materializer) in payload.side_inputs.iter().zip(materializers) {
+            let pc = t.inputs.get(&side.tag).ok_or_else(|| binding_error(name, format!("no input '{}'", side.tag)))?;
+            slots.push(SideSlot {
+                tag: side.tag.clone(),
+                source: Some((source.clone(), spec.id.clone())),
+                window_fn: graph.windowing_of(pc).map(|w| w.window_fn.clone()).unwrap_or(WindowFnSpec::Global),
+                materializer: materializer.clone(),
+                batches: Vec::new(),
+                views: BTreeMap::new(),
+                empty: None,
+                stale: false,
+            });
+        }
+        Ok(slots)
+    }
+
+    /// Pushes a batch into entry `port` of a fused stage, inside the current bundle (which
+    /// starts with the first batch and ends with [`StageExecutor::finish_bundle`]).
+    pub fn push(&mut self, port: usize, batch: Batch, sink: &mut dyn StageSink) -> Result<(), RunError> {
+        let entry =
+            self.entry.get(port).ok_or_else(|| binding_error(&self.stage.root, format!("no input port #{port}")))?;
+        route(&mut self.nodes, 0, entry, batch, sink)
+    }
+
+    /// Ends the current bundle: every DoFn that started one finishes it (in topological order),
+    /// and side input views read on demand are forgotten (the next bundle reads them again).
+    pub fn finish_bundle(&mut self, sink: &mut dyn StageSink) -> Result<(), RunError> {
+        let result = finish_bundles(&mut self.nodes, &self.sides, sink);
+        for node in &mut self.nodes {
+            for side in &mut node.sides {
+                side.views.clear();
+            }
+        }
+        result
+    }
+
     /// An instance of stage `id` of `plan`, with the code `bindings` hold for it (a source's code
     /// stays with the runner, which drives it).
     pub fn new(plan: &Plan, id: usize, graph: &Graph, bindings: &Bindings) -> Result<Self, RunError> {
@@ -232,35 +479,7 @@ impl StageExecutor {
             if in_root && stage.root_kind != RootKind::Read {
                 continue;
             }
-            let executable = bindings.transforms.get(name).cloned();
-            let (kind, output_tags): (NodeKind, Vec<String>) = match (t.urn.as_str(), executable) {
-                (urns::PAR_DO, Some(Executable::ParDo { instantiate, .. })) => {
-                    let payload: ParDoPayload = t.payload_as()?;
-                    let tags = payload.outputs.clone();
-                    (NodeKind::ParDo { factory: instantiate, payload, instance: None }, tags)
-                }
-                (urns::FLATTEN | urns::RESHUFFLE, None) => (NodeKind::PassThrough, t.outputs.keys().cloned().collect()),
-                (urns::WINDOW_INTO, executable) => {
-                    let payload: WindowIntoPayload = t.payload_as()?;
-                    let spec = graph
-                        .windowing_strategies
-                        .get(&payload.windowing_strategy)
-                        .ok_or_else(|| binding_error(name, "unknown windowing strategy"))?
-                        .window_fn
-                        .clone();
-                    let assign = match (spec, executable) {
-                        (WindowFnSpec::Custom { .. }, Some(Executable::WindowInto { window_fn })) => {
-                            Assign::Custom(window_fn)
-                        }
-                        (WindowFnSpec::Custom { name: fn_name, .. }, _) => {
-                            return Err(binding_error(name, format!("no code bound for window function '{fn_name}'")))
-                        }
-                        (spec, _) => Assign::Builtin(spec),
-                    };
-                    (NodeKind::WindowInto(assign), t.outputs.keys().cloned().collect())
-                }
-                (urn, _) => return Err(binding_error(name, format!("no code bound for '{urn}'"))),
-            };
+            let (kind, output_tags) = graph_node_kind(name, graph, bindings)?;
             let mut outputs = Vec::new();
             for tag in &output_tags {
                 let pc = t.outputs.get(tag).ok_or_else(|| binding_error(name, format!("no output '{tag}'")))?;
@@ -278,6 +497,8 @@ impl StageExecutor {
                 outputs,
                 in_bundle: false,
                 metrics: StepMetrics::default(),
+                sides: Vec::new(),
+                input_ops: None,
             });
         }
         // Entry ports.
@@ -343,7 +564,7 @@ impl StageExecutor {
                         // Named as the combine: its errors and metrics are the combine's.
                         nodes.push(Node {
                             transform: combine.clone(),
-                            kind: NodeKind::Precombine { instance },
+                            kind: NodeKind::Instance { instance },
                             outputs: vec![Port {
                                 producer: combine.clone(),
                                 pcollection: accumulators,
@@ -352,6 +573,8 @@ impl StageExecutor {
                             }],
                             in_bundle: false,
                             metrics: StepMetrics::default(),
+                            sides: Vec::new(),
+                            input_ops: None,
                         });
                     }
                     _ => edges.push(Edge::Out(o)),
@@ -375,6 +598,7 @@ impl StageExecutor {
             for (side, materializer) in stage.side_inputs.iter().zip(materializers) {
                 sides.push(SideSlot {
                     tag: side.tag.clone(),
+                    source: None,
                     window_fn: graph
                         .windowing_of(&side.pcollection)
                         .map(|w| w.window_fn.clone())
@@ -658,7 +882,7 @@ impl StageExecutor {
         for node in &mut self.nodes {
             let outcome = match &mut node.kind {
                 NodeKind::ParDo { instance: Some(dofn), .. } => guarded(&node.transform, || dofn.teardown()),
-                NodeKind::Precombine { instance } => guarded(&node.transform, || instance.teardown()),
+                NodeKind::Instance { instance } => guarded(&node.transform, || instance.teardown()),
                 _ => Ok(()),
             };
             if let Err(e) = outcome {
@@ -676,7 +900,7 @@ impl StageExecutor {
         for node in &mut self.nodes {
             // A precombine counts for its combine.
             let name =
-                node.transform.strip_suffix("/Precombine").filter(|_| matches!(node.kind, NodeKind::Precombine { .. }));
+                node.transform.strip_suffix("/Precombine").filter(|_| matches!(node.kind, NodeKind::Instance { .. }));
             node.metrics.drain_into(name.unwrap_or(&node.transform), into);
         }
     }
@@ -732,7 +956,13 @@ fn process_node(
 ) -> Result<(), RunError> {
     let (head, tail) = nodes.split_at_mut(n - base + 1);
     let node = head.last_mut().expect("node in range");
-    let Node { transform, kind, outputs, in_bundle, metrics } = node;
+    let Node { transform, kind, outputs, in_bundle, metrics, sides: own_sides, input_ops } = node;
+    if !own_sides.is_empty() {
+        if let Some(ops) = input_ops {
+            read_sides(transform, own_sides, &ops.windows(&batch))?;
+        }
+    }
+    let sides: &[SideSlot] = if own_sides.is_empty() { sides } else { own_sides };
     match kind {
         NodeKind::PassThrough => route(tail, n + 1, &outputs[0], batch, sink),
         NodeKind::WindowInto(assign) => {
@@ -760,7 +990,7 @@ fn process_node(
                 d.process_batch(batch, ctx)
             })
         }
-        NodeKind::Precombine { instance } => {
+        NodeKind::Instance { instance } => {
             run_instance(transform, instance.as_mut(), in_bundle, outputs, metrics, tail, n + 1, &[], sink, |d, ctx| {
                 d.process_batch(batch, ctx)
             })
@@ -809,6 +1039,31 @@ fn run_instance(
     failure.map_or(result, Err)
 }
 
+/// Reads the views of on-demand side inputs that main input in `windows` needs and were not read
+/// in this bundle yet.
+fn read_sides(transform: &str, sides: &mut [SideSlot], main_windows: &[Window]) -> Result<(), RunError> {
+    for side in sides.iter_mut() {
+        let Some((source, reader)) = &side.source else { continue };
+        for main in main_windows {
+            let window = guarded(transform, || Ok(windows::side_input_window(&side.window_fn, main)?))?;
+            if side.views.contains_key(&window) {
+                continue;
+            }
+            let step = format!("{transform} (side input '{}')", side.tag);
+            let batch = guarded(&step, || source.read(reader, &side.tag, &window))?;
+            let view = guarded(&step, || {
+                let mut views = side.materializer.materialize(&[batch])?;
+                match views.remove(&window) {
+                    Some(v) => Ok(v),
+                    None => side.materializer.empty(),
+                }
+            })?;
+            side.views.insert(window, view);
+        }
+    }
+    Ok(())
+}
+
 /// Finishes the bundle of every node that started one, in topological order.
 fn finish_bundles(nodes: &mut [Node], sides: &[SideSlot], sink: &mut dyn StageSink) -> Result<(), RunError> {
     let mut first_error: Option<RunError> = None;
@@ -817,17 +1072,24 @@ fn finish_bundles(nodes: &mut [Node], sides: &[SideSlot], sink: &mut dyn StageSi
             continue;
         }
         let (head, tail) = nodes.split_at_mut(n + 1);
-        let Node { transform, kind, outputs, in_bundle, metrics } = head.last_mut().expect("node in range");
+        let Node { transform, kind, outputs, in_bundle, metrics, sides: own_sides, .. } =
+            head.last_mut().expect("node in range");
         *in_bundle = false;
         if first_error.is_some() {
             continue;
         }
         let dofn: &mut dyn DoFnInstance = match kind {
             NodeKind::ParDo { instance: Some(d), .. } => d.as_mut(),
-            NodeKind::Precombine { instance } => instance.as_mut(),
+            NodeKind::Instance { instance } => instance.as_mut(),
             _ => continue,
         };
-        let node_sides = if n == 0 { sides } else { &[] };
+        let node_sides = if !own_sides.is_empty() {
+            &own_sides[..]
+        } else if n == 0 {
+            sides
+        } else {
+            &[]
+        };
         let mut started = true;
         let outcome =
             run_instance(transform, dofn, &mut started, outputs, metrics, tail, n + 1, node_sides, sink, |d, ctx| {

@@ -2,23 +2,30 @@
 //!
 //! A descriptor is a fused stage as the *runner* cut it: data sources (`beam:runner:source:v1`),
 //! SDK transforms, data sinks (`beam:runner:sink:v1`). Each SDK transform is matched to the code
-//! of the Runnel job (by the [`FnPayload`] of its function, or its id) and run as a
-//! [`DoFnInstance`] over whole batches, transforms in topological order. Elements cross the
-//! boundary re-framed between Beam's wire format (`windowed_value` of KV / iterable /
-//! `length_prefix`) and Runnel's value bytes ([`ElementOps::encode_values`]).
+//! of the Runnel job (by the [`FnPayload`] of its function, or its id), and the whole descriptor
+//! becomes a [`FusedStage`] run by `runners/core`'s [`StageExecutor`], as every Runnel runner
+//! runs its stages: batches go depth-first through the transforms as data arrives, and what
+//! reaches a data sink is encoded and handed out in blocks, so a bundle never holds its whole
+//! input or output. Elements cross the boundary re-framed between Beam's wire format
+//! (`windowed_value` of KV / iterable / `length_prefix`) and Runnel's value bytes
+//! ([`ElementOps::encode_values`]). Side inputs are read on demand through the state API
+//! ([`SideInputSource`]).
 
 use crate::coders::{self, Context};
 use crate::proto::fn_execution as fnapi;
 use crate::proto::pipeline as pb;
 use crate::translate::{beam_urn, runnel_urn, FnPayload};
 use prost::Message;
-use runnel_model::exec::{
-    Batch, DoFnInstance, ElementMeta, ElementOps, ExecContext, Executable, Job, SideInputAccess, UserError, ViewValue,
+use runnel_model::exec::{Batch, DoFnInstance, ElementMeta, ElementOps, ExecContext, Executable, Job, UserError};
+use runnel_model::graph::{CombinePayload, ParDoPayload};
+use runnel_model::metrics::MetricsSnapshot;
+use runnel_model::{PaneInfo, Timestamp, Window};
+use runnel_runner_core::stage::{
+    FusedNode, FusedPort, FusedStage, FusedWork, SideInputSource, StageExecutor, StageSink,
 };
-use runnel_model::graph::{CombinePayload, ParDoPayload, WindowIntoPayload};
-use runnel_model::metrics::StepMetrics;
-use runnel_model::{PaneInfo, Timestamp, Window, WindowFnSpec};
-use std::collections::{BTreeMap, BTreeSet};
+use runnel_runner_core::typed::{downcast, TypedOps};
+use runnel_runner_core::RunError;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The data source and sink URNs of bundle descriptors.
@@ -127,29 +134,28 @@ impl ElementWire {
         })
     }
 
-    /// Decodes a stream of windowed values into `batch` (one element per window).
-    fn decode_into(&self, mut input: &[u8], ops: &dyn ElementOps, batch: &mut Batch) -> Result<(), UserError> {
-        if self.value == Wire::Bytes {
-            // An impulse: the Create it feeds ignores its element.
-            return Ok(());
-        }
-        let mut value = Vec::new();
-        while !input.is_empty() {
-            let timestamp = coders::read_timestamp(&mut input)?;
-            let mut windows = Vec::new();
-            coders::read_elements(&mut input, &mut |input| {
-                match self.window.decode(input, Context::Nested)? {
-                    coders::Value::Window(w) => windows.push(w),
-                    other => return Err(coders::CoderError(format!("not a window: {other:?}"))),
-                }
-                Ok(())
-            })?;
-            let pane = coders::read_pane(&mut input)?;
-            value.clear();
-            self.value.to_runnel(&mut input, Context::Nested, &mut value)?;
-            for window in windows {
-                ops.push_decoded(batch, &ElementMeta { timestamp, window, pane }, &value)?;
+    /// Decodes one windowed value from `input` into `batch` (once per window).
+    fn decode_one(
+        &self,
+        input: &mut &[u8],
+        ops: &dyn ElementOps,
+        batch: &mut Batch,
+        value: &mut Vec<u8>,
+    ) -> Result<(), UserError> {
+        let timestamp = coders::read_timestamp(input)?;
+        let mut windows = Vec::new();
+        coders::read_elements(input, &mut |input| {
+            match self.window.decode(input, Context::Nested)? {
+                coders::Value::Window(w) => windows.push(w),
+                other => return Err(coders::CoderError(format!("not a window: {other:?}"))),
             }
+            Ok(())
+        })?;
+        let pane = coders::read_pane(input)?;
+        value.clear();
+        self.value.to_runnel(input, Context::Nested, value)?;
+        for window in windows {
+            ops.push_decoded(batch, &ElementMeta { timestamp, window, pane }, value)?;
         }
         Ok(())
     }
@@ -166,237 +172,205 @@ impl ElementWire {
     }
 }
 
-/// Reads side inputs for a bundle: `(transform id, side input id, encoded window)` → the
-/// concatenated encoded values (all pages).
-pub type StateReader<'a> = dyn FnMut(&str, &str, Vec<u8>) -> Result<Vec<u8>, UserError> + 'a;
+/// Elements decoded from a data source are pushed into the stage in batches of at most this many.
+const BATCH_ELEMENTS: usize = 4096;
 
-/// A side input of one ParDo of a bundle, with the views read so far.
-struct Side {
-    tag: String,
-    /// The Runnel side PCollection's window function.
-    window_fn: WindowFnSpec,
-    wire: Wire,
-    window_coder: coders::BeamCoder,
+/// Encoded output is handed out in blocks of about this many bytes.
+pub const OUTPUT_BLOCK_BYTES: usize = 1 << 20;
+
+/// A data source of a bundle: the executor's entry port it feeds, and how to decode it.
+struct Source {
+    port: usize,
+    wire: ElementWire,
     ops: Arc<dyn ElementOps>,
-    materializer: Arc<dyn runnel_model::exec::ViewMaterializer>,
-    views: BTreeMap<Window, ViewValue>,
+    /// The bytes of an element cut by the end of the last block received.
+    carry: Vec<u8>,
 }
 
-struct Views<'a>(&'a [Side]);
+/// A data sink of a bundle: how to encode what leaves through it, and what is not handed out yet.
+struct Sink {
+    transform: String,
+    wire: ElementWire,
+    ops: Arc<dyn ElementOps>,
+    buffer: Vec<u8>,
+}
 
-impl SideInputAccess for Views<'_> {
-    fn get(&self, index: usize, main_window: &Window) -> Result<&ViewValue, UserError> {
-        let side = self.0.get(index).ok_or_else(|| format!("no side input #{index}"))?;
-        let window = runnel_runner_core::windows::side_input_window(&side.window_fn, main_window)?;
-        side.views.get(&window).ok_or_else(|| format!("side input '{}' was not read for {window:?}", side.tag).into())
+/// Where encoded output blocks go: `(data sink transform id, bytes)`.
+pub type Emit<'a> = dyn FnMut(&str, Vec<u8>) -> Result<(), UserError> + 'a;
+
+struct Encoder<'a, 'e> {
+    sinks: &'a mut [Sink],
+    emit: &'a mut Emit<'e>,
+}
+
+impl StageSink for Encoder<'_, '_> {
+    fn write(&mut self, output: usize, batch: Batch) -> Result<(), RunError> {
+        let sink = &mut self.sinks[output];
+        let encoded = sink.wire.encode(sink.ops.as_ref(), &batch, &mut sink.buffer);
+        encoded.map_err(|e| RunError::user_code(&sink.transform, e))?;
+        if sink.buffer.len() >= OUTPUT_BLOCK_BYTES {
+            let block = std::mem::take(&mut sink.buffer);
+            (self.emit)(&sink.transform, block).map_err(|e| RunError::user_code(&sink.transform, e))?;
+        }
+        Ok(())
     }
 }
 
-enum Kind {
-    Source { wire: ElementWire },
-    Sink { wire: ElementWire },
-    DoFn { instance: Box<dyn DoFnInstance>, outputs: Vec<String>, sides: Vec<Side> },
-    Create { elements: Arc<dyn Fn() -> Result<Batch, UserError> + Send + Sync> },
-    WindowInto(WindowFnSpec),
-    PassThrough,
+/// One live processor of a bundle descriptor: built once, then run for bundle after bundle
+/// (DoFns are set up once and see one start/finish pair per bundle).
+pub struct BundleProcessor {
+    executor: StageExecutor,
+    sources: BTreeMap<String, Source>,
+    sinks: Vec<Sink>,
 }
 
-struct Node {
-    id: String,
-    /// The Runnel transform it runs, for messages.
-    step: String,
-    kind: Kind,
-    inputs: Vec<String>,
-    /// The element operations of its single output (pass-throughs take their input's).
-    out_ops: Option<Arc<dyn ElementOps>>,
+impl BundleProcessor {
+    /// Builds a processor for `descriptor` with `job`'s code; `fingerprint` is the graph
+    /// fingerprint every Runnel function of the descriptor must carry.
+    pub fn new(
+        job: &Job,
+        fingerprint: &str,
+        descriptor: &fnapi::ProcessBundleDescriptor,
+        side_inputs: Arc<dyn SideInputSource>,
+    ) -> Result<BundleProcessor, UserError> {
+        let plan = fuse(job, fingerprint, descriptor)?;
+        let executor = StageExecutor::fused(plan.stage, &job.graph, &job.bindings, Some(side_inputs))?;
+        Ok(BundleProcessor { executor, sources: plan.sources, sinks: plan.sinks })
+    }
+
+    /// The ids of the descriptor's data source transforms.
+    pub fn source_ids(&self) -> Vec<String> {
+        self.sources.keys().cloned().collect()
+    }
+
+    /// The ids of the descriptor's data sink transforms.
+    pub fn sink_ids(&self) -> Vec<String> {
+        self.sinks.iter().map(|s| s.transform.clone()).collect()
+    }
+
+    /// Processes a block of bytes received for data source `transform` (`last`: the source's
+    /// final block); full output blocks go to `emit`. A block may end inside an element: the
+    /// rest of it comes with the next block.
+    pub fn feed(&mut self, transform: &str, data: &[u8], last: bool, emit: &mut Emit<'_>) -> Result<(), RunError> {
+        let wire_error = |message: String| RunError::Binding { transform: transform.to_string(), message };
+        let source = self
+            .sources
+            .get_mut(transform)
+            .ok_or_else(|| wire_error("data for a transform that is not a data source of this bundle".into()))?;
+        let joined;
+        let mut input: &[u8] = if source.carry.is_empty() {
+            data
+        } else {
+            source.carry.extend_from_slice(data);
+            joined = std::mem::take(&mut source.carry);
+            &joined
+        };
+        let mut sink = Encoder { sinks: &mut self.sinks, emit };
+        let mut batch = source.ops.empty();
+        let mut value = Vec::new();
+        while !input.is_empty() {
+            let mut rest = input;
+            if let Err(e) = source.wire.decode_one(&mut rest, source.ops.as_ref(), &mut batch, &mut value) {
+                if last {
+                    return Err(wire_error(format!("undecodable element from the runner: {e}")));
+                }
+                // Most likely cut by the block's end: try again with the next block.
+                source.carry = input.to_vec();
+                break;
+            }
+            input = rest;
+            if source.ops.len(&batch) >= BATCH_ELEMENTS {
+                let full = std::mem::replace(&mut batch, source.ops.empty());
+                self.executor.push(source.port, full, &mut sink)?;
+            }
+        }
+        if source.ops.len(&batch) > 0 {
+            self.executor.push(source.port, batch, &mut sink)?;
+        }
+        Ok(())
+    }
+
+    /// Ends the bundle: DoFns finish, and every sink's remaining output goes to `emit`.
+    pub fn finish(&mut self, emit: &mut Emit<'_>) -> Result<(), RunError> {
+        for (id, source) in &mut self.sources {
+            if !source.carry.is_empty() {
+                source.carry.clear();
+                let message = "the runner's data ended inside an element".to_string();
+                return Err(RunError::Binding { transform: id.clone(), message });
+            }
+        }
+        self.executor.finish_bundle(&mut Encoder { sinks: &mut self.sinks, emit })?;
+        for sink in &mut self.sinks {
+            if !sink.buffer.is_empty() {
+                emit(&sink.transform, std::mem::take(&mut sink.buffer))
+                    .map_err(|e| RunError::user_code(&sink.transform, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the metrics of the bundles run so far into `into`.
+    pub fn drain_metrics(&mut self, into: &mut MetricsSnapshot) {
+        self.executor.drain_metrics(into);
+    }
+
+    /// Tears the DoFns down (the processor is not used again).
+    pub fn teardown(&mut self) -> Result<(), UserError> {
+        Ok(self.executor.teardown()?)
+    }
+}
+
+/// A descriptor made ready for the executor.
+struct Fused {
+    stage: FusedStage,
+    sources: BTreeMap<String, Source>,
+    sinks: Vec<Sink>,
+}
+
+/// Runs a Create's code for the impulse that triggers it.
+struct CreateFromImpulse {
+    elements: Arc<dyn Fn() -> Result<Batch, UserError> + Send + Sync>,
+}
+
+impl DoFnInstance for CreateFromImpulse {
+    fn setup(&mut self) -> Result<(), UserError> {
+        Ok(())
+    }
+    fn start_bundle(&mut self, _: &mut ExecContext<'_>) -> Result<(), UserError> {
+        Ok(())
+    }
+    fn process_batch(&mut self, input: Batch, ctx: &mut ExecContext<'_>) -> Result<(), UserError> {
+        for _impulse in downcast::<()>(input) {
+            (ctx.output)(0, (self.elements)()?);
+        }
+        Ok(())
+    }
+    fn finish_bundle(&mut self, _: &mut ExecContext<'_>) -> Result<(), UserError> {
+        Ok(())
+    }
+    fn teardown(&mut self) -> Result<(), UserError> {
+        Ok(())
+    }
 }
 
 fn fn_payload(spec: &pb::FunctionSpec) -> Result<FnPayload, UserError> {
     Ok(serde_json::from_slice(&spec.payload).map_err(|e| format!("bad Runnel function payload: {e}"))?)
 }
 
-/// Runs one bundle of `descriptor` with `job`'s code: `inputs` holds the bytes received for
-/// each data source transform; returns the bytes for each data sink transform.
-pub fn run_bundle(
-    job: &Job,
-    fingerprint: &str,
-    descriptor: &fnapi::ProcessBundleDescriptor,
-    inputs: &BTreeMap<String, Vec<u8>>,
-    state: &mut StateReader<'_>,
-) -> Result<BTreeMap<String, Vec<u8>>, UserError> {
-    let mut nodes = build(job, fingerprint, descriptor)?;
-    // Topological order: a node runs once every input PCollection is complete.
-    let mut done: BTreeMap<String, (Batch, Arc<dyn ElementOps>)> = BTreeMap::new();
-    let mut outputs = BTreeMap::new();
-    let mut pending: BTreeSet<usize> = (0..nodes.len()).collect();
-    while !pending.is_empty() {
-        let ready: Vec<usize> =
-            pending.iter().copied().filter(|&i| nodes[i].inputs.iter().all(|pc| done.contains_key(pc))).collect();
-        if ready.is_empty() {
-            let names: Vec<&str> = pending.iter().map(|&i| nodes[i].id.as_str()).collect();
-            return Err(format!("bundle transforms wait on inputs nothing produces: {names:?}").into());
-        }
-        for i in ready {
-            pending.remove(&i);
-            let node = &mut nodes[i];
-            for (pc, produced) in run_node(node, &done, inputs, state, descriptor, &mut outputs)? {
-                done.insert(pc, produced);
-            }
-        }
-    }
-    Ok(outputs)
+fn elements_of(job: &Job, pc: &str) -> Result<Arc<dyn ElementOps>, UserError> {
+    job.bindings.elements.get(pc).cloned().ok_or_else(|| format!("no element operations for '{pc}'").into())
 }
 
-/// What a node produced, one batch per output PCollection.
-type Produced = Vec<(String, (Batch, Arc<dyn ElementOps>))>;
-
-fn run_node(
-    node: &mut Node,
-    done: &BTreeMap<String, (Batch, Arc<dyn ElementOps>)>,
-    inputs: &BTreeMap<String, Vec<u8>>,
-    state: &mut StateReader<'_>,
-    descriptor: &fnapi::ProcessBundleDescriptor,
-    sinks: &mut BTreeMap<String, Vec<u8>>,
-) -> Result<Produced, UserError> {
-    let t = &descriptor.transforms[&node.id];
-    let single_out = || t.outputs.values().next().cloned().unwrap_or_default();
-    let node_inputs = node.inputs.clone();
-    let node_id = node.id.clone();
-    let gather = || -> Result<(Batch, Arc<dyn ElementOps>), UserError> {
-        let mut all: Option<(Batch, Arc<dyn ElementOps>)> = None;
-        for pc in &node_inputs {
-            let (b, ops) = &done[pc];
-            match &mut all {
-                None => all = Some((ops.clone_batch(b), ops.clone())),
-                Some((acc, ops)) => ops.append(acc, ops.clone_batch(b)),
-            }
-        }
-        all.ok_or_else(|| format!("transform '{node_id}' has no input").into())
-    };
-    let fail = |node: &Node, e: UserError| -> UserError { format!("transform '{}' failed: {e}", node.step).into() };
-    match &mut node.kind {
-        Kind::Source { wire } => {
-            let ops = node.out_ops.clone().ok_or("a data source without element operations")?;
-            let mut batch = ops.empty();
-            if let Some(bytes) = inputs.get(&node.id) {
-                wire.decode_into(bytes, ops.as_ref(), &mut batch)?;
-            }
-            Ok(vec![(single_out(), (batch, ops))])
-        }
-        Kind::Sink { wire } => {
-            let (batch, ops) = gather()?;
-            let mut out = Vec::new();
-            wire.encode(ops.as_ref(), &batch, &mut out)?;
-            sinks.insert(node.id.clone(), out);
-            Ok(vec![])
-        }
-        Kind::PassThrough => {
-            let (batch, ops) = gather()?;
-            Ok(t.outputs.values().map(|pc| (pc.clone(), (ops.clone_batch(&batch), ops.clone()))).collect())
-        }
-        Kind::WindowInto(spec) => {
-            let (batch, ops) = gather()?;
-            let batch = match spec {
-                // Re-merging restores the window function, not the windows.
-                WindowFnSpec::Consumed { .. } => batch,
-                spec => {
-                    let spec = spec.clone();
-                    ops.assign_windows(batch, &mut |ts, _| {
-                        runnel_runner_core::windows::assign(&spec, ts).unwrap_or_default()
-                    })
-                }
-            };
-            Ok(vec![(single_out(), (batch, ops))])
-        }
-        Kind::Create { elements } => {
-            let ops = node.out_ops.clone().ok_or("a Create without element operations")?;
-            let batch = elements().map_err(|e| fail(node, e))?;
-            Ok(vec![(single_out(), (batch, ops))])
-        }
-        Kind::DoFn { .. } => {
-            let (input, _) = gather()?;
-            let ops = node.out_ops.clone().ok_or("a DoFn without element operations")?;
-            let step = node.step.clone();
-            let Kind::DoFn { instance, outputs, sides } = &mut node.kind else { unreachable!() };
-            // Read each side input for every window the main input needs.
-            for side in sides.iter_mut() {
-                let windows = input_windows(&input, &ops_for_windows(done, &node.inputs))?;
-                for main in windows {
-                    let w = runnel_runner_core::windows::side_input_window(&side.window_fn, &main)?;
-                    if side.views.contains_key(&w) {
-                        continue;
-                    }
-                    let mut key = Vec::new();
-                    side.window_coder.encode(&coders::Value::Window(w), Context::Outer, &mut key)?;
-                    let bytes = state(&node.id, &side.tag, key)?;
-                    let mut batch = side.ops.empty();
-                    let mut rest = bytes.as_slice();
-                    let mut value = Vec::new();
-                    while !rest.is_empty() {
-                        value.clear();
-                        side.wire.to_runnel(&mut rest, Context::Nested, &mut value)?;
-                        let meta = ElementMeta { timestamp: Timestamp::MIN, window: w, pane: PaneInfo::NO_FIRING };
-                        side.ops.push_decoded(&mut batch, &meta, &value)?;
-                    }
-                    let view = if side.ops.len(&batch) == 0 {
-                        side.materializer.empty()?
-                    } else {
-                        side.materializer.materialize(&[batch])?.remove(&w).ok_or("a side input view is missing")?
-                    };
-                    side.views.insert(w, view);
-                }
-            }
-            let mut produced: Vec<Batch> = Vec::new();
-            let mut metrics = StepMetrics::default();
-            {
-                let views = Views(sides);
-                let mut emit = |index: usize, batch: Batch| {
-                    while produced.len() <= index {
-                        produced.push(ops.empty());
-                    }
-                    ops.append(&mut produced[index], batch);
-                };
-                let mut ctx =
-                    ExecContext { step: &step, output: &mut emit, side_inputs: &views, metrics: &mut metrics };
-                instance.setup().map_err(|e| fail_step(&step, e))?;
-                instance.start_bundle(&mut ctx).map_err(|e| fail_step(&step, e))?;
-                instance.process_batch(input, &mut ctx).map_err(|e| fail_step(&step, e))?;
-                instance.finish_bundle(&mut ctx).map_err(|e| fail_step(&step, e))?;
-                instance.teardown().map_err(|e| fail_step(&step, e))?;
-            }
-            // Output index i is the i-th tag of the Runnel payload; only the main output
-            // (index 0) has known element operations here, so side outputs are refused.
-            if produced.len() > 1 || outputs.len() > 1 {
-                return Err(format!("transform '{step}': ParDos with several outputs are not supported yet").into());
-            }
-            let batch = produced.pop().unwrap_or_else(|| ops.empty());
-            let pc = t.outputs.get(&outputs[0]).cloned().unwrap_or_else(single_out);
-            Ok(vec![(pc, (batch, ops))])
-        }
-    }
+/// What a descriptor transform is, as far as the harness goes.
+enum Role {
+    Source(fnapi::RemoteGrpcPort),
+    Sink(fnapi::RemoteGrpcPort),
+    Node(FusedNode),
 }
 
-fn fail_step(step: &str, e: UserError) -> UserError {
-    format!("transform '{step}' failed: {e}").into()
-}
-
-fn ops_for_windows(
-    done: &BTreeMap<String, (Batch, Arc<dyn ElementOps>)>,
-    inputs: &[String],
-) -> Option<Arc<dyn ElementOps>> {
-    inputs.first().and_then(|pc| done.get(pc)).map(|(_, ops)| ops.clone())
-}
-
-fn input_windows(input: &Batch, ops: &Option<Arc<dyn ElementOps>>) -> Result<Vec<Window>, UserError> {
-    Ok(ops.as_ref().map(|o| o.windows(input)).unwrap_or_default())
-}
-
-/// Builds the nodes of a descriptor, matching each transform to the job's code.
-fn build(job: &Job, fingerprint: &str, d: &fnapi::ProcessBundleDescriptor) -> Result<Vec<Node>, UserError> {
+/// Matches every transform of the descriptor to the job's code.
+fn fuse(job: &Job, fingerprint: &str, d: &fnapi::ProcessBundleDescriptor) -> Result<Fused, UserError> {
     let graph = &job.graph;
-    let elements = |pc: &str| -> Result<Arc<dyn ElementOps>, UserError> {
-        job.bindings.elements.get(pc).cloned().ok_or_else(|| format!("no element operations for '{pc}'").into())
-    };
     let check = |p: &FnPayload| -> Result<(), UserError> {
         if p.graph_fingerprint != fingerprint {
             return Err(format!(
@@ -408,134 +382,174 @@ fn build(job: &Job, fingerprint: &str, d: &fnapi::ProcessBundleDescriptor) -> Re
         }
         Ok(())
     };
-    let mut nodes = Vec::new();
+    let runnel = |id: &str| -> Result<&runnel_model::graph::Transform, UserError> {
+        graph.transforms.get(id).ok_or_else(|| format!("transform '{id}' is not in this program's graph").into())
+    };
+    let combine =
+        |spec: &pb::FunctionSpec| -> Result<(String, runnel_model::exec::CombineHalves, CombinePayload), UserError> {
+            let p = pb::CombinePayload::decode(spec.payload.as_slice())?;
+            let fp = fn_payload(p.combine_fn.as_ref().ok_or("a combine without CombineFn")?)?;
+            check(&fp)?;
+            let Some(Executable::Combine { halves, .. }) = job.bindings.transforms.get(&fp.transform) else {
+                return Err(format!("no combine code bound for '{}'", fp.transform).into());
+            };
+            let payload: CombinePayload = runnel(&fp.transform)?.payload_as()?;
+            Ok((fp.transform, halves.clone(), payload))
+        };
+    let single_input = |t: &pb::PTransform| -> Vec<String> { t.inputs.values().cloned().collect() };
+    let single_output = |id: &str, t: &pb::PTransform| -> Result<String, UserError> {
+        t.outputs.values().next().cloned().ok_or_else(|| format!("transform '{id}' has no output").into())
+    };
+    let port = |pc: String, ops: Arc<dyn ElementOps>| FusedPort { pcollection: pc, ops };
+    let mut roles: Vec<(String, Role)> = Vec::new();
     for (id, t) in &d.transforms {
         let Some(spec) = &t.spec else { continue };
-        let inputs: Vec<String> = t.inputs.values().cloned().collect();
-        let (kind, step, out_ops): (Kind, String, Option<Arc<dyn ElementOps>>) = match spec.urn.as_str() {
-            DATA_SOURCE => {
-                let port = fnapi::RemoteGrpcPort::decode(spec.payload.as_slice())?;
-                let wire = ElementWire::of(&port.coder_id, &d.coders)?;
-                let out = t.outputs.values().next().ok_or("a data source without output")?;
-                (Kind::Source { wire }, id.clone(), Some(consumer_ops(job, d, out)?))
-            }
-            DATA_SINK => {
-                let port = fnapi::RemoteGrpcPort::decode(spec.payload.as_slice())?;
-                (Kind::Sink { wire: ElementWire::of(&port.coder_id, &d.coders)? }, id.clone(), None)
-            }
-            beam_urn::FLATTEN | beam_urn::RESHUFFLE => (Kind::PassThrough, id.clone(), None),
-            beam_urn::WINDOW_INTO => {
-                let rt = graph.transforms.get(id).ok_or_else(|| format!("unknown WindowInto '{id}'"))?;
-                let payload: WindowIntoPayload = rt.payload_as()?;
-                let ws = graph.windowing_strategies.get(&payload.windowing_strategy).ok_or("unknown windowing")?;
-                if let WindowFnSpec::Custom { name, .. } = &ws.window_fn {
-                    return Err(format!("user window function '{name}' is not supported by the harness").into());
-                }
-                (Kind::WindowInto(ws.window_fn.clone()), id.clone(), None)
+        let node = |transform: String, work: FusedWork, inputs: Vec<String>, outputs: Vec<FusedPort>| {
+            Role::Node(FusedNode { id: id.clone(), transform, work, inputs, outputs })
+        };
+        let role = match spec.urn.as_str() {
+            DATA_SOURCE => Role::Source(fnapi::RemoteGrpcPort::decode(spec.payload.as_slice())?),
+            DATA_SINK => Role::Sink(fnapi::RemoteGrpcPort::decode(spec.payload.as_slice())?),
+            beam_urn::FLATTEN | beam_urn::RESHUFFLE | beam_urn::WINDOW_INTO => {
+                let rt = runnel(id)?;
+                let rpc = rt.outputs.values().next().ok_or_else(|| format!("'{id}' has no output"))?;
+                let outputs = vec![port(single_output(id, t)?, elements_of(job, rpc)?)];
+                node(id.clone(), FusedWork::Graph, single_input(t), outputs)
             }
             beam_urn::PAR_DO => {
                 let p = pb::ParDoPayload::decode(spec.payload.as_slice())?;
                 let f = p.do_fn.ok_or("a ParDo without DoFn")?;
                 let fp = fn_payload(&f)?;
                 check(&fp)?;
-                let rt = graph
-                    .transforms
-                    .get(&fp.transform)
-                    .ok_or_else(|| format!("unknown transform '{}'", fp.transform))?;
-                let exec = job.bindings.transforms.get(&fp.transform);
-                match (f.urn.as_str(), exec) {
+                let rt = runnel(&fp.transform)?;
+                match (f.urn.as_str(), job.bindings.transforms.get(&fp.transform)) {
                     (runnel_urn::CREATE_FN, Some(Executable::Create { elements })) => {
-                        let out = rt.outputs.values().next().ok_or("a Create without output")?;
-                        // The impulse is not an input of the Create's code.
-                        nodes.push(Node {
-                            id: id.clone(),
-                            step: fp.transform.clone(),
-                            kind: Kind::Create { elements: elements.clone() },
-                            inputs,
-                            out_ops: Some(elements_of(job, out)?),
-                        });
-                        continue;
+                        let rpc = rt.outputs.values().next().ok_or("a Create without output")?;
+                        let outputs = vec![port(single_output(id, t)?, elements_of(job, rpc)?)];
+                        let work = FusedWork::Instance(Box::new(CreateFromImpulse { elements: elements.clone() }));
+                        node(fp.transform.clone(), work, single_input(t), outputs)
                     }
-                    (runnel_urn::DO_FN, Some(Executable::ParDo { instantiate, side_inputs })) => {
+                    (runnel_urn::DO_FN, Some(Executable::ParDo { .. })) => {
                         let payload: ParDoPayload = rt.payload_as()?;
-                        let instance = instantiate(&payload)?;
-                        let mut sides = Vec::new();
-                        for (spec, materializer) in payload.side_inputs.iter().zip(side_inputs) {
-                            let rpc = rt.inputs.get(&spec.tag).ok_or("a side input without PCollection")?;
-                            let dpc = t.inputs.get(&spec.tag).ok_or("a side input missing from the descriptor")?;
-                            let dnode = d.pcollections.get(dpc).ok_or("unknown side input PCollection")?;
-                            let ws =
-                                d.windowing_strategies.get(&dnode.windowing_strategy_id).ok_or("unknown windowing")?;
-                            sides.push(Side {
-                                tag: spec.tag.clone(),
-                                window_fn: graph
-                                    .windowing_of(rpc)
-                                    .map(|w| w.window_fn.clone())
-                                    .unwrap_or(WindowFnSpec::Global),
-                                wire: Wire::of(&dnode.coder_id, &d.coders)?,
-                                window_coder: window_coder(&ws.window_coder_id, &d.coders)?,
-                                ops: elements(rpc)?,
-                                materializer: materializer.clone(),
-                                views: BTreeMap::new(),
-                            });
+                        let main: Vec<String> = t
+                            .inputs
+                            .iter()
+                            .filter(|(tag, _)| !payload.side_inputs.iter().any(|s| &s.tag == *tag))
+                            .map(|(_, pc)| pc.clone())
+                            .collect();
+                        let mut outputs = Vec::new();
+                        for tag in &payload.outputs {
+                            let rpc = rt
+                                .outputs
+                                .get(tag)
+                                .ok_or_else(|| format!("'{}' has no output '{tag}'", fp.transform))?;
+                            // An output the runner dropped (nothing reads it) goes nowhere.
+                            let pc = t.outputs.get(tag).cloned().unwrap_or_else(|| format!("{id}:unread:{tag}"));
+                            outputs.push(port(pc, elements_of(job, rpc)?));
                         }
-                        let main_tag = rt.inputs.keys().find(|k| !payload.side_inputs.iter().any(|s| &s.tag == *k));
-                        let main = main_tag.and_then(|k| t.inputs.get(k)).cloned();
-                        let out = rt.outputs.get(&payload.outputs[0]).ok_or("a ParDo without main output")?;
-                        nodes.push(Node {
-                            id: id.clone(),
-                            step: fp.transform.clone(),
-                            kind: Kind::DoFn { instance, outputs: payload.outputs.clone(), sides },
-                            inputs: main.into_iter().collect(),
-                            out_ops: Some(elements(out)?),
-                        });
-                        continue;
+                        node(fp.transform.clone(), FusedWork::Graph, main, outputs)
                     }
                     _ => return Err(format!("no code bound for '{}' ({})", fp.transform, f.urn).into()),
                 }
             }
-            beam_urn::COMBINE_PRECOMBINE | beam_urn::COMBINE_MERGE_ACCUMULATORS | beam_urn::COMBINE_EXTRACT_OUTPUTS => {
-                let p = pb::CombinePayload::decode(spec.payload.as_slice())?;
-                let fp = fn_payload(p.combine_fn.as_ref().ok_or("a combine without CombineFn")?)?;
-                check(&fp)?;
-                let rt = graph
-                    .transforms
-                    .get(&fp.transform)
-                    .ok_or_else(|| format!("unknown transform '{}'", fp.transform))?;
-                let Some(Executable::Combine { halves, .. }) = job.bindings.transforms.get(&fp.transform) else {
-                    return Err(format!("no combine code bound for '{}'", fp.transform).into());
+            beam_urn::COMBINE_PRECOMBINE
+            | beam_urn::COMBINE_MERGE_ACCUMULATORS
+            | beam_urn::COMBINE_EXTRACT_OUTPUTS
+            | beam_urn::COMBINE_GROUPED_VALUES => {
+                let (transform, halves, payload) = combine(spec)?;
+                let combined = || -> Result<Arc<dyn ElementOps>, UserError> {
+                    elements_of(job, runnel(&transform)?.outputs.values().next().ok_or("a combine without output")?)
                 };
-                let payload: CombinePayload = rt.payload_as()?;
                 let (part, out_ops) = match spec.urn.as_str() {
-                    beam_urn::COMBINE_PRECOMBINE => (halves.precombine.clone(), halves.accumulator_ops.clone()),
+                    beam_urn::COMBINE_PRECOMBINE => (&halves.precombine, halves.accumulator_ops.clone()),
                     beam_urn::COMBINE_MERGE_ACCUMULATORS => {
-                        (halves.merge_accumulators.clone(), halves.accumulator_ops.clone())
+                        (&halves.merge_accumulators, halves.accumulator_ops.clone())
                     }
-                    _ => {
-                        let out = rt.outputs.values().next().ok_or("a combine without output")?;
-                        (halves.extract_outputs.clone(), elements(out)?)
-                    }
+                    beam_urn::COMBINE_EXTRACT_OUTPUTS => (&halves.extract_outputs, combined()?),
+                    _ => (&halves.combine_grouped_values, combined()?),
                 };
-                let instance = part(&payload)?;
-                let kind = Kind::DoFn { instance, outputs: vec!["out".into()], sides: vec![] };
-                nodes.push(Node { id: id.clone(), step: fp.transform.clone(), kind, inputs, out_ops: Some(out_ops) });
-                continue;
+                let instance = part(&payload).map_err(|e| format!("combine '{transform}': {e}"))?;
+                let outputs = vec![port(single_output(id, t)?, out_ops)];
+                node(transform, FusedWork::Instance(instance), single_input(t), outputs)
             }
             other => {
                 return Err(format!("transform '{id}' has URN '{other}', which the Runnel harness does not run").into())
             }
         };
-        nodes.push(Node { id: id.clone(), step, kind, inputs, out_ops });
+        roles.push((id.clone(), role));
     }
-    Ok(nodes)
+    // Element operations of every PCollection something produces in the bundle.
+    let mut produced: BTreeMap<String, Arc<dyn ElementOps>> = BTreeMap::new();
+    for (_, role) in &roles {
+        if let Role::Node(n) = role {
+            for o in &n.outputs {
+                produced.insert(o.pcollection.clone(), o.ops.clone());
+            }
+        }
+    }
+    let mut entries = Vec::new();
+    let mut sources = BTreeMap::new();
+    let mut sinks = Vec::new();
+    let mut exits = Vec::new();
+    let mut nodes = Vec::new();
+    // Sources first: a sink may read what a source delivers.
+    roles.sort_by_key(|(_, role)| !matches!(role, Role::Source(_)));
+    for (id, role) in roles {
+        let t = &d.transforms[&id];
+        match role {
+            Role::Source(grpc_port) => {
+                let pc = single_output(&id, t)?;
+                let wire = ElementWire::of(&grpc_port.coder_id, &d.coders)?;
+                let ops = source_ops(job, d, &pc, &wire)?;
+                sources.insert(id.clone(), Source { port: entries.len(), wire, ops: ops.clone(), carry: Vec::new() });
+                entries.push(FusedPort { pcollection: pc, ops });
+            }
+            Role::Sink(grpc_port) => {
+                let pc = single_input(t).pop().ok_or_else(|| format!("data sink '{id}' has no input"))?;
+                let ops = produced
+                    .get(&pc)
+                    .cloned()
+                    .or_else(|| entries.iter().find(|e| e.pcollection == pc).map(|e| e.ops.clone()))
+                    .ok_or_else(|| format!("data sink '{id}' reads '{pc}', which nothing in the bundle produces"))?;
+                let wire = ElementWire::of(&grpc_port.coder_id, &d.coders)?;
+                sinks.push(Sink { transform: id.clone(), wire, ops, buffer: Vec::new() });
+                exits.push(pc);
+            }
+            Role::Node(n) => nodes.push(n),
+        }
+    }
+    let nodes = topological(nodes, &entries)?;
+    let stage = FusedStage { name: format!("bundle descriptor {}", d.id), entries, nodes, exits };
+    Ok(Fused { stage, sources, sinks })
 }
 
-fn elements_of(job: &Job, pc: &str) -> Result<Arc<dyn ElementOps>, UserError> {
-    job.bindings.elements.get(pc).cloned().ok_or_else(|| format!("no element operations for '{pc}'").into())
+/// Orders nodes so that each comes after the producers of its inputs.
+fn topological(mut pending: Vec<FusedNode>, entries: &[FusedPort]) -> Result<Vec<FusedNode>, UserError> {
+    let mut available: std::collections::BTreeSet<String> = entries.iter().map(|e| e.pcollection.clone()).collect();
+    let mut ordered = Vec::new();
+    while !pending.is_empty() {
+        let Some(i) = pending.iter().position(|n| n.inputs.iter().all(|pc| available.contains(pc))) else {
+            let names: Vec<&str> = pending.iter().map(|n| n.id.as_str()).collect();
+            return Err(format!("bundle transforms wait on inputs nothing produces: {names:?}").into());
+        };
+        let n = pending.remove(i);
+        available.extend(n.outputs.iter().map(|o| o.pcollection.clone()));
+        ordered.push(n);
+    }
+    Ok(ordered)
 }
 
-/// The element operations of what a data source delivers: those its first consumer reads.
-fn consumer_ops(job: &Job, d: &fnapi::ProcessBundleDescriptor, pc: &str) -> Result<Arc<dyn ElementOps>, UserError> {
+/// The element operations of what a data source delivers: those of what its first consumer
+/// reads (an impulse's element is `()`).
+fn source_ops(
+    job: &Job,
+    d: &fnapi::ProcessBundleDescriptor,
+    pc: &str,
+    wire: &ElementWire,
+) -> Result<Arc<dyn ElementOps>, UserError> {
+    if wire.value == Wire::Bytes {
+        return Ok(Arc::new(TypedOps::<()>::default()));
+    }
     for (id, t) in &d.transforms {
         let Some((tag, _)) = t.inputs.iter().find(|(_, p)| *p == pc) else { continue };
         let spec = t.spec.as_ref().ok_or("a consumer without spec")?;
@@ -553,10 +567,6 @@ fn consumer_ops(job: &Job, d: &fnapi::ProcessBundleDescriptor, pc: &str) -> Resu
                 let f = p.do_fn.as_ref().ok_or("a ParDo without DoFn")?;
                 let fp = fn_payload(f)?;
                 let rt = job.graph.transforms.get(&fp.transform).ok_or("unknown transform")?;
-                if f.urn == runnel_urn::CREATE_FN {
-                    // An impulse: its element is not decoded (see `ElementWire::decode_into`).
-                    return elements_of(job, rt.outputs.values().next().ok_or("a Create without output")?);
-                }
                 let pc = rt.inputs.get(tag).ok_or_else(|| format!("'{}' has no input '{tag}'", fp.transform))?;
                 elements_of(job, pc)
             }
@@ -567,6 +577,7 @@ fn consumer_ops(job: &Job, d: &fnapi::ProcessBundleDescriptor, pc: &str) -> Resu
             }
             beam_urn::COMBINE_MERGE_ACCUMULATORS => Ok(combine(spec)?.1.grouped_accumulator_ops),
             beam_urn::COMBINE_EXTRACT_OUTPUTS => Ok(combine(spec)?.1.accumulator_ops),
+            beam_urn::COMBINE_GROUPED_VALUES => Ok(combine(spec)?.1.grouped_input_ops),
             beam_urn::WINDOW_INTO | beam_urn::FLATTEN | beam_urn::RESHUFFLE => {
                 let rt = job.graph.transforms.get(id).ok_or_else(|| format!("unknown transform '{id}'"))?;
                 elements_of(job, rt.inputs.values().next().ok_or("no input")?)
@@ -575,5 +586,72 @@ fn consumer_ops(job: &Job, d: &fnapi::ProcessBundleDescriptor, pc: &str) -> Resu
             other => Err(format!("a data source feeds '{id}' ({other}), which the Runnel harness does not run").into()),
         };
     }
-    Err(format!("nothing in the bundle reads '{pc}'").into())
+    // Read by a data sink only (a runner materialising a PCollection): the PCollection's own.
+    elements_of(job, pc)
+        .map_err(|_| format!("no element operations for '{pc}', which the bundle only passes on").into())
+}
+
+/// Side inputs of one bundle, read through the state API: `(transform id, side input id,
+/// encoded window)` → the concatenated encoded values of all pages.
+pub type StateRead = dyn Fn(&str, &str, Vec<u8>) -> Result<Vec<u8>, UserError> + Send + Sync;
+
+/// How one side input's state comes: value framing, window coder, element operations.
+type SideWire = (Wire, coders::BeamCoder, Arc<dyn ElementOps>);
+
+/// A [`SideInputSource`] over the state API, decoding with the descriptor's coders.
+pub struct StateSideInputs {
+    /// Per reading transform and side input id: value framing, window coder, element operations.
+    sides: BTreeMap<(String, String), SideWire>,
+    read: Arc<StateRead>,
+}
+
+impl StateSideInputs {
+    /// The side inputs of `d`'s ParDos, read with `read`.
+    pub fn new(job: &Job, d: &fnapi::ProcessBundleDescriptor, read: Arc<StateRead>) -> Result<Self, UserError> {
+        let mut sides = BTreeMap::new();
+        for (id, t) in &d.transforms {
+            let Some(spec) = t.spec.as_ref().filter(|s| s.urn == beam_urn::PAR_DO) else { continue };
+            let p = pb::ParDoPayload::decode(spec.payload.as_slice())?;
+            if p.side_inputs.is_empty() {
+                continue;
+            }
+            let fp = fn_payload(p.do_fn.as_ref().ok_or("a ParDo without DoFn")?)?;
+            let rt = job.graph.transforms.get(&fp.transform).ok_or("unknown transform")?;
+            for tag in p.side_inputs.keys() {
+                let rpc = rt.inputs.get(tag).ok_or_else(|| format!("'{}' has no side input '{tag}'", fp.transform))?;
+                let dpc = t.inputs.get(tag).ok_or("a side input missing from the descriptor")?;
+                let dnode = d.pcollections.get(dpc).ok_or("unknown side input PCollection")?;
+                let ws = d.windowing_strategies.get(&dnode.windowing_strategy_id).ok_or("unknown windowing")?;
+                let entry = (
+                    Wire::of(&dnode.coder_id, &d.coders)?,
+                    window_coder(&ws.window_coder_id, &d.coders)?,
+                    elements_of(job, rpc)?,
+                );
+                sides.insert((id.clone(), tag.clone()), entry);
+            }
+        }
+        Ok(StateSideInputs { sides, read })
+    }
+}
+
+impl SideInputSource for StateSideInputs {
+    fn read(&self, reader: &str, tag: &str, window: &Window) -> Result<Batch, UserError> {
+        let (wire, window_coder, ops) = self
+            .sides
+            .get(&(reader.to_string(), tag.to_string()))
+            .ok_or_else(|| format!("no side input '{tag}' of '{reader}' in the bundle descriptor"))?;
+        let mut key = Vec::new();
+        window_coder.encode(&coders::Value::Window(*window), Context::Outer, &mut key)?;
+        let bytes = (self.read)(reader, tag, key)?;
+        let mut batch = ops.empty();
+        let mut rest = bytes.as_slice();
+        let mut value = Vec::new();
+        while !rest.is_empty() {
+            value.clear();
+            wire.to_runnel(&mut rest, Context::Nested, &mut value)?;
+            let meta = ElementMeta { timestamp: Timestamp::MIN, window: *window, pane: PaneInfo::NO_FIRING };
+            ops.push_decoded(&mut batch, &meta, &value)?;
+        }
+        Ok(batch)
+    }
 }

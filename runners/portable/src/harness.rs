@@ -2,15 +2,18 @@
 //!
 //! [`WorkerPool`] serves `BeamFnExternalWorkerPool` on loopback for one job. For each
 //! `StartWorker` a worker connects to the runner's control endpoint; for each `ProcessBundle` it
-//! fetches the bundle descriptor (`GetProcessBundleDescriptor`; `Register` is honoured too),
-//! collects the bundle's input from the data streams (multiplexed by instruction and transform,
-//! ended by `is_last`), runs it with the job's code ([`crate::bundle::run_bundle`]), reading side
-//! inputs through the state API, and sends its output back with `is_last`. When the runner ends
-//! the control stream, the worker drops its data and state streams, half-closing them (a runner
-//! otherwise waits out a shutdown grace period). Not done yet: the logging stream, monitoring
-//! infos (metrics), splitting, user state and timers.
+//! fetches the bundle descriptor (`GetProcessBundleDescriptor`; `Register` is honoured too) and
+//! runs the bundle with a [`BundleProcessor`] (one per descriptor, reused across bundles): blocks
+//! of input are processed as they arrive on the data streams (multiplexed by instruction and
+//! transform, ended by `is_last`), output goes back in blocks as it is produced, then with
+//! `is_last`; side inputs are read through the state API. The bundle's user metrics go back as
+//! monitoring infos in its response. When the runner ends the control stream, the worker drops
+//! its data and state streams, half-closing them (a runner otherwise waits out a shutdown grace
+//! period). Not done: the logging stream (log records go to the worker process's own stderr),
+//! splitting, user state and timers.
 
-use crate::bundle::{run_bundle, DATA_SINK, DATA_SOURCE};
+use crate::bundle::{BundleProcessor, Emit, StateRead, StateSideInputs, DATA_SINK, DATA_SOURCE};
+use crate::monitoring::to_monitoring_infos;
 use crate::proto::fn_execution as fnapi;
 use fnapi::beam_fn_control_client::BeamFnControlClient;
 use fnapi::beam_fn_data_client::BeamFnDataClient;
@@ -18,6 +21,8 @@ use fnapi::beam_fn_external_worker_pool_server::{BeamFnExternalWorkerPool, BeamF
 use fnapi::beam_fn_state_client::BeamFnStateClient;
 use prost::Message;
 use runnel_model::exec::{Job, UserError};
+use runnel_model::metrics::MetricsSnapshot;
+use runnel_runner_core::RunError;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -31,8 +36,10 @@ pub struct Observed {
     pub start_requests: Vec<fnapi::StartWorkerRequest>,
     /// Every bundle descriptor received, by id.
     pub descriptors: BTreeMap<String, fnapi::ProcessBundleDescriptor>,
-    /// Bundles processed, and bundles failed with their error.
+    /// Bundles processed.
     pub bundles: usize,
+    /// The user metrics of the bundles processed.
+    pub metrics: MetricsSnapshot,
     /// Errors: failed bundles and control plane failures.
     pub errors: Vec<String>,
 }
@@ -55,9 +62,13 @@ struct JobCode {
     fingerprint: String,
 }
 
+/// The first bundle failure, with the user's error and its source chain.
+type Failure = Arc<Mutex<Option<RunError>>>;
+
 struct Pool {
     code: Arc<JobCode>,
     observed: Shared,
+    failure: Failure,
 }
 
 #[tonic::async_trait]
@@ -75,7 +86,9 @@ impl BeamFnExternalWorkerPool for Pool {
             id: request.worker_id.clone(),
             code: self.code.clone(),
             observed: self.observed.clone(),
+            failure: self.failure.clone(),
             descriptors: Mutex::default(),
+            processors: Mutex::default(),
             data: Mutex::default(),
             state: Mutex::default(),
         });
@@ -124,18 +137,49 @@ fn with_worker_id<T>(worker_id: &str, body: T) -> tonic::Request<T> {
     request
 }
 
-/// Data received for one transform of one bundle.
-#[derive(Default)]
-struct Inbox {
-    bytes: Vec<u8>,
-    complete: bool,
+/// A block of data received for one transform of a bundle.
+struct Block {
+    transform: String,
+    data: Vec<u8>,
+    is_last: bool,
 }
 
-/// One data stream: our sender, and what arrived by instruction and transform.
+/// Where the blocks of each bundle go: to the bundle once it listens, held until then.
+#[derive(Default)]
+struct Routes {
+    listening: HashMap<String, mpsc::Sender<Block>>,
+    early: HashMap<String, Vec<Block>>,
+    /// Set when the stream failed or ended: later listeners get nothing.
+    closed: Option<String>,
+}
+
+/// One data stream: our sender, and the routes of what arrives, by instruction.
 struct DataConn {
     tx: mpsc::Sender<fnapi::Elements>,
-    inbox: Arc<Mutex<HashMap<(String, String), Inbox>>>,
-    failure: Arc<Mutex<Option<String>>>,
+    routes: Arc<Mutex<Routes>>,
+}
+
+impl DataConn {
+    /// The blocks of bundle `instruction`, those that came early first.
+    fn listen(&self, instruction: &str) -> mpsc::Receiver<Block> {
+        let mut routes = lock(&self.routes);
+        let early = routes.early.remove(instruction).unwrap_or_default();
+        // Room for every block that came early, so they stay ahead of those still to come.
+        let (tx, rx) = mpsc::channel(early.len().max(16));
+        for block in early {
+            let _ = tx.try_send(block);
+        }
+        if routes.closed.is_none() {
+            routes.listening.insert(instruction.to_string(), tx);
+        }
+        rx
+    }
+
+    fn forget(&self, instruction: &str) {
+        let mut routes = lock(&self.routes);
+        routes.listening.remove(instruction);
+        routes.early.remove(instruction);
+    }
 }
 
 /// One state stream: our sender and the requests waiting for their response.
@@ -145,11 +189,17 @@ struct StateConn {
     next_id: AtomicU64,
 }
 
+/// A processor between bundles, with the cell naming the instruction its side inputs read for.
+type IdleProcessor = (BundleProcessor, Arc<Mutex<String>>);
+
 struct Worker {
     id: String,
     code: Arc<JobCode>,
     observed: Shared,
+    failure: Failure,
     descriptors: Mutex<HashMap<String, Arc<fnapi::ProcessBundleDescriptor>>>,
+    /// Idle processors by descriptor id, with the instruction their side inputs read for.
+    processors: Mutex<HashMap<String, Vec<IdleProcessor>>>,
     data: Mutex<HashMap<String, Arc<DataConn>>>,
     state: Mutex<HashMap<String, Arc<StateConn>>>,
 }
@@ -185,11 +235,9 @@ impl Worker {
                         let mut response =
                             fnapi::InstructionResponse { instruction_id: id.clone(), ..Default::default() };
                         match worker.process_bundle(&id, pb, client).await {
-                            Ok(()) => {
+                            Ok(done) => {
                                 record(&worker.observed, |o| o.bundles += 1);
-                                response.response = Some(fnapi::instruction_response::Response::ProcessBundle(
-                                    fnapi::ProcessBundleResponse::default(),
-                                ));
+                                response.response = Some(fnapi::instruction_response::Response::ProcessBundle(done));
                             }
                             Err(e) => {
                                 record(&worker.observed, |o| o.errors.push(e.clone()));
@@ -240,36 +288,47 @@ impl Worker {
         }
         let mut client = BeamFnDataClient::new(channel(url).await?).max_decoding_message_size(256 << 20);
         let (tx, rx) = mpsc::channel::<fnapi::Elements>(64);
-        let conn = Arc::new(DataConn { tx, inbox: Arc::default(), failure: Arc::default() });
-        let (inbox, failure) = (conn.inbox.clone(), conn.failure.clone());
+        let conn = Arc::new(DataConn { tx, routes: Arc::default() });
+        let routes = conn.routes.clone();
         let request = with_worker_id(&self.id, ReceiverStream::new(rx));
         // The call is awaited in its own task: a runner may answer a stream's headers only once
         // it has received a first message, which the caller is about to send.
         tokio::spawn(async move {
-            let mut inbound = match client.data(request).await {
-                Ok(r) => r.into_inner(),
-                Err(e) => {
-                    *lock(&failure) = Some(format!("data stream failed: {e}"));
-                    return;
-                }
-            };
-            loop {
-                match inbound.message().await {
-                    Ok(Some(elements)) => {
-                        let mut inbox = lock(&inbox);
-                        for d in elements.data {
-                            let entry = inbox.entry((d.instruction_id, d.transform_id)).or_default();
-                            entry.bytes.extend_from_slice(&d.data);
-                            entry.complete |= d.is_last;
+            let ended = match client.data(request).await {
+                Ok(r) => {
+                    let mut inbound = r.into_inner();
+                    loop {
+                        match inbound.message().await {
+                            Ok(Some(elements)) => {
+                                for d in elements.data {
+                                    let block = Block { transform: d.transform_id, data: d.data, is_last: d.is_last };
+                                    let listener = {
+                                        let mut r = lock(&routes);
+                                        match r.listening.get(&d.instruction_id) {
+                                            Some(l) => Some(l.clone()),
+                                            None => {
+                                                r.early.entry(d.instruction_id).or_default().push(block);
+                                                continue;
+                                            }
+                                        }
+                                    };
+                                    if let Some(l) = listener {
+                                        // A bundle that failed stopped listening: its data is dropped.
+                                        let _ = l.send(block).await;
+                                    }
+                                }
+                            }
+                            Ok(None) => break "the runner ended the data stream".to_string(),
+                            Err(e) => break format!("data stream failed: {e}"),
                         }
                     }
-                    Ok(None) => break,
-                    Err(e) => {
-                        *lock(&failure) = Some(format!("data stream failed: {e}"));
-                        break;
-                    }
                 }
-            }
+                Err(e) => format!("data stream failed: {e}"),
+            };
+            let mut r = lock(&routes);
+            r.closed = Some(ended);
+            // Dropping the senders ends every listening bundle's input.
+            r.listening.clear();
         });
         // Another bundle may have connected meanwhile; keep the first connection.
         Ok(lock(&self.data).entry(url.to_string()).or_insert(conn).clone())
@@ -345,16 +404,41 @@ impl Worker {
         }
     }
 
+    /// An idle processor of `descriptor`, or a new one, with the cell naming the instruction
+    /// its side inputs are read for.
+    fn processor(
+        self: &Arc<Self>,
+        descriptor: &fnapi::ProcessBundleDescriptor,
+        handle: &tokio::runtime::Handle,
+    ) -> Result<IdleProcessor, String> {
+        if let Some(idle) = lock(&self.processors).get_mut(&descriptor.id).and_then(Vec::pop) {
+            return Ok(idle);
+        }
+        let instruction: Arc<Mutex<String>> = Arc::default();
+        let state_url = descriptor.state_api_service_descriptor.as_ref().map(|d| d.url.clone());
+        let (worker, current, handle) = (self.clone(), instruction.clone(), handle.clone());
+        let read: Arc<StateRead> = Arc::new(move |transform: &str, side: &str, window: Vec<u8>| {
+            let url = state_url.as_deref().ok_or("the runner gave no state endpoint for side inputs")?;
+            let instruction = lock(&current).clone();
+            Ok(handle.block_on(worker.read_side_input(url, &instruction, transform, side, window))?)
+        });
+        let job = &self.code.job;
+        let sides = StateSideInputs::new(job, descriptor, read).map_err(|e| e.to_string())?;
+        let processor = BundleProcessor::new(job, &self.code.fingerprint, descriptor, Arc::new(sides))
+            .map_err(|e| e.to_string())?;
+        Ok((processor, instruction))
+    }
+
     async fn process_bundle(
         self: &Arc<Self>,
         instruction: &str,
         request: fnapi::ProcessBundleRequest,
         client: BeamFnControlClient<tonic::transport::Channel>,
-    ) -> Result<(), String> {
+    ) -> Result<fnapi::ProcessBundleResponse, String> {
         let descriptor = self.descriptor(&request.process_bundle_descriptor_id, client).await?;
-        // Ports of the data sources and sinks.
-        let mut sources = Vec::new();
-        let mut sinks = BTreeMap::new();
+        // The data connection of every source and sink.
+        let mut sources: Vec<(String, Arc<DataConn>)> = Vec::new();
+        let mut sinks: HashMap<String, Arc<DataConn>> = HashMap::new();
         for (id, t) in &descriptor.transforms {
             let Some(spec) = &t.spec else { continue };
             if spec.urn == DATA_SOURCE || spec.urn == DATA_SINK {
@@ -368,54 +452,103 @@ impl Worker {
                 }
             }
         }
-        // Wait for every source's last block.
-        let mut inputs = BTreeMap::new();
-        for (id, conn) in &sources {
-            let key = (instruction.to_string(), id.clone());
-            loop {
-                if let Some(e) = lock(&conn.failure).clone() {
-                    return Err(e);
-                }
-                let taken = {
-                    let mut inbox = lock(&conn.inbox);
-                    match inbox.get(&key) {
-                        Some(i) if i.complete => inbox.remove(&key),
-                        _ => None,
-                    }
-                };
-                if let Some(i) = taken {
-                    inputs.insert(id.clone(), i.bytes);
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        // Every connection the sources use, listened to for this bundle.
+        let mut inputs = Vec::new();
+        let mut conns: Vec<Arc<DataConn>> = Vec::new();
+        for (_, conn) in &sources {
+            if !conns.iter().any(|c| Arc::ptr_eq(c, conn)) {
+                inputs.push(conn.listen(instruction));
+                conns.push(conn.clone());
             }
         }
-        // Run the bundle on a blocking thread; side inputs are read through the state API from it.
-        let state_url = descriptor.state_api_service_descriptor.as_ref().map(|d| d.url.clone());
         let (worker, instruction_owned, handle) =
             (self.clone(), instruction.to_string(), tokio::runtime::Handle::current());
-        let outputs = tokio::task::spawn_blocking(move || {
-            let mut state = |transform: &str, side: &str, window: Vec<u8>| -> Result<Vec<u8>, UserError> {
-                let url = state_url.as_deref().ok_or("the runner gave no state endpoint for side inputs")?;
-                Ok(handle.block_on(worker.read_side_input(url, &instruction_owned, transform, side, window))?)
+        let outcome = tokio::task::spawn_blocking(move || {
+            let (mut processor, current) = worker.processor(&descriptor, &handle)?;
+            *lock(&current) = instruction_owned.clone();
+            let instruction = instruction_owned.as_str();
+            let mut emit = |sink: &str, data: Vec<u8>| -> Result<(), UserError> {
+                let conn = sinks.get(sink).ok_or_else(|| format!("no data connection for sink '{sink}'"))?;
+                let data = fnapi::elements::Data {
+                    instruction_id: instruction.to_string(),
+                    transform_id: sink.to_string(),
+                    data,
+                    is_last: false,
+                };
+                let elements = fnapi::Elements { data: vec![data], timers: vec![] };
+                conn.tx.blocking_send(elements).map_err(|_| "the data stream is closed")?;
+                Ok(())
             };
-            run_bundle(&worker.code.job, &worker.code.fingerprint, &descriptor, &inputs, &mut state)
-                .map_err(|e| e.to_string())
+            let run = |processor: &mut BundleProcessor, emit: &mut Emit<'_>| -> Result<(), RunError> {
+                let stream_ended = || RunError::JobFailed {
+                    runner: "portable",
+                    message: "the data stream ended before the bundle's input".into(),
+                };
+                let mut open: std::collections::BTreeSet<String> = processor.source_ids().into_iter().collect();
+                let mut inputs = inputs;
+                while !open.is_empty() {
+                    let mut received = None;
+                    for rx in &mut inputs {
+                        if let Ok(block) = rx.try_recv() {
+                            received = Some(block);
+                            break;
+                        }
+                    }
+                    let block = match received {
+                        Some(b) => b,
+                        // Nothing waiting: block on the first connection still sending.
+                        None => match inputs.iter_mut().find(|rx| !rx.is_closed() || !rx.is_empty()) {
+                            Some(rx) => rx.blocking_recv().ok_or_else(stream_ended)?,
+                            None => return Err(stream_ended()),
+                        },
+                    };
+                    processor.feed(&block.transform, &block.data, block.is_last, emit)?;
+                    if block.is_last {
+                        open.remove(&block.transform);
+                    }
+                }
+                processor.finish(emit)?;
+                for sink in processor.sink_ids() {
+                    let closed = |message: &str| RunError::Binding { transform: sink.clone(), message: message.into() };
+                    let conn = sinks.get(&sink).ok_or_else(|| closed("no data connection"))?;
+                    let data = fnapi::elements::Data {
+                        instruction_id: instruction.to_string(),
+                        transform_id: sink.clone(),
+                        data: Vec::new(),
+                        is_last: true,
+                    };
+                    conn.tx
+                        .blocking_send(fnapi::Elements { data: vec![data], timers: vec![] })
+                        .map_err(|_| closed("the data stream is closed"))?;
+                }
+                Ok(())
+            };
+            let result = run(&mut processor, &mut emit);
+            let mut metrics = MetricsSnapshot::default();
+            processor.drain_metrics(&mut metrics);
+            match result {
+                Ok(()) => {
+                    lock(&worker.processors).entry(descriptor.id.clone()).or_default().push((processor, current));
+                    Ok(metrics)
+                }
+                Err(e) => {
+                    // A failed processor may hold half a bundle: it is not used again.
+                    let _ = processor.teardown();
+                    let message = e.to_string();
+                    lock(&worker.failure).get_or_insert(e);
+                    Err(message)
+                }
+            }
         })
         .await
-        .map_err(|e| format!("the bundle panicked: {e}"))??;
-        for (sink, conn) in sinks {
-            let bytes = outputs.get(&sink).cloned().unwrap_or_default();
-            let data = |data: Vec<u8>, is_last: bool| fnapi::elements::Data {
-                instruction_id: instruction.to_string(),
-                transform_id: sink.clone(),
-                data,
-                is_last,
-            };
-            let elements = fnapi::Elements { data: vec![data(bytes, false), data(Vec::new(), true)], timers: vec![] };
-            conn.tx.send(elements).await.map_err(|_| "the data stream is closed".to_string())?;
+        .map_err(|e| format!("the bundle panicked: {e}"));
+        for conn in &conns {
+            conn.forget(instruction);
         }
-        Ok(())
+        let metrics = outcome??;
+        let monitoring_infos = to_monitoring_infos(&metrics);
+        record(&self.observed, |o| o.metrics.merge(&metrics));
+        Ok(fnapi::ProcessBundleResponse { monitoring_infos, ..Default::default() })
     }
 }
 
@@ -424,6 +557,7 @@ pub struct WorkerPool {
     runtime: tokio::runtime::Runtime,
     endpoint: String,
     observed: Shared,
+    failure: Failure,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
@@ -438,19 +572,26 @@ impl WorkerPool {
         let observed: Shared = Arc::default();
         let (shutdown, stop) = oneshot::channel::<()>();
         let code = Arc::new(JobCode { job, fingerprint });
-        let service = BeamFnExternalWorkerPoolServer::new(Pool { code, observed: observed.clone() });
+        let failure: Failure = Arc::default();
+        let service =
+            BeamFnExternalWorkerPoolServer::new(Pool { code, observed: observed.clone(), failure: failure.clone() });
         runtime.spawn(tonic::transport::Server::builder().add_service(service).serve_with_incoming_shutdown(
             TcpListenerStream::new(listener),
             async {
                 let _ = stop.await;
             },
         ));
-        Ok(WorkerPool { runtime, endpoint, observed, shutdown: Some(shutdown) })
+        Ok(WorkerPool { runtime, endpoint, observed, failure, shutdown: Some(shutdown) })
     }
 
     /// `HOST:PORT` to put in the EXTERNAL environment.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    /// The first bundle failure its workers saw, with the user's error and its source chain.
+    pub fn take_failure(&self) -> Option<RunError> {
+        lock(&self.failure).take()
     }
 
     /// A copy of what it has seen so far.

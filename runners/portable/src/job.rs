@@ -3,9 +3,11 @@
 //! The API is blocking (a pipeline program waits for its job); the gRPC calls run on a small
 //! tokio runtime the client owns.
 
+use crate::monitoring::merge_monitoring_infos;
 use crate::proto::job_management as jm;
 use crate::proto::pipeline as pb;
 use jm::job_service_client::JobServiceClient;
+use runnel_model::metrics::MetricsSnapshot;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use thiserror::Error;
@@ -163,6 +165,19 @@ impl JobClient {
         let request = jm::CancelJobRequest { job_id: job_id.to_string() };
         let response = self.runtime.block_on(self.client.cancel(request)).map_err(call_error("Cancel"))?;
         Ok(response.into_inner().state)
+    }
+
+    /// The job's committed user metrics (Runnel's, read back from monitoring infos), or its
+    /// attempted ones where the job server reports no committed metrics.
+    pub fn metrics(&mut self, job_id: &str) -> Result<MetricsSnapshot, JobError> {
+        let request = jm::GetJobMetricsRequest { job_id: job_id.to_string() };
+        let response =
+            self.runtime.block_on(self.client.get_job_metrics(request)).map_err(call_error("GetJobMetrics"))?;
+        let results = response.into_inner().metrics.unwrap_or_default();
+        let infos = if results.committed.is_empty() { results.attempted } else { results.committed };
+        let mut metrics = MetricsSnapshot::default();
+        merge_monitoring_infos(&infos, &mut metrics).map_err(JobError::Runtime)?;
+        Ok(metrics)
     }
 
     /// Follows the job's message stream until it reaches a terminal state, handing each message

@@ -12,7 +12,21 @@ pub fn beam_python() -> PathBuf {
     PathBuf::from(venv).join("bin/python")
 }
 
-/// A running `apache_beam.runners.portability.local_job_service_main`, killed when dropped.
+/// Runs the job service's main module, exiting the process when stdin reaches its end.
+const WATCH_STDIN_THEN_RUN: &str = "import logging, os, signal, sys, threading
+from apache_beam.runners.portability import local_job_service_main as service
+def watch():
+    sys.stdin.buffer.read()
+    os._exit(0)
+threading.Thread(target=watch, daemon=True).start()
+signal.signal(signal.SIGTERM, lambda *args: os._exit(0))
+logging.basicConfig()
+service.run(sys.argv[1:])
+os._exit(0)
+";
+
+/// A running `apache_beam.runners.portability.local_job_service_main`, killed when dropped or
+/// when this process ends.
 pub struct LocalJobService {
     child: Child,
     endpoint: String,
@@ -32,10 +46,12 @@ impl LocalJobService {
         }
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let port_file = dir.path().join("port");
+        // The service also ends when its stdin closes, which happens when this process ends in
+        // any way: a service held for a whole test binary (never dropped) does not outlive it.
         let child = Command::new(&python)
-            .args(["-m", "apache_beam.runners.portability.local_job_service_main", "--port", "0", "--port_file"])
+            .args(["-c", WATCH_STDIN_THEN_RUN, "--port", "0", "--port_file"])
             .arg(&port_file)
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -65,7 +65,26 @@ impl Runner for PortableRunner {
         let outcome = client
             .wait(&job_id, &mut |importance, text| tracing::debug!(importance, "job server: {text}"))
             .map_err(failed)?;
-        outcome.into_result().map_err(failed)?;
-        Ok(JobResult { state: JobState::Done, metrics: Default::default() })
+        if let Err(e) = outcome.into_result() {
+            // A job that failed in this program's own code: the user's error, source chain and
+            // all, as the other runners report it; the job server's account goes to the log.
+            if let Some(user) = pool.take_failure() {
+                tracing::info!("the job server reports: {e}");
+                return Err(user);
+            }
+            return Err(failed(e));
+        }
+        // The job server's committed metrics; a job server that keeps none (or cannot say) leaves
+        // the harness's own count of the bundles it ran, which is the same for a job without
+        // retries.
+        let metrics = match client.metrics(&job_id) {
+            Ok(m) if m != Default::default() => m,
+            Ok(_) => pool.observed().metrics,
+            Err(e) => {
+                tracing::warn!("the job server gave no metrics ({e}); reporting the harness's own");
+                pool.observed().metrics
+            }
+        };
+        Ok(JobResult { state: JobState::Done, metrics })
     }
 }

@@ -559,7 +559,12 @@ impl Translator<'_> {
         cgv.outputs = t.outputs.clone();
         self.insert(&combine_id, cgv);
 
-        let mut composite = ptransform(name, spec(beam_urn::COMBINE_PER_KEY, combine_payload), ENVIRONMENT_ID);
+        // A runner lifting the combine stamps each precombined accumulator with the earliest
+        // input timestamp (Runnel's precombine does so), which under LATEST would lose the pane's
+        // latest timestamp: such a combine is a plain composite, which no runner lifts.
+        let latest = self.graph.windowing_of(&input).map(|ws| ws.timestamp_combiner) == Some(TimestampCombiner::Latest);
+        let composite_spec = if latest { None } else { spec(beam_urn::COMBINE_PER_KEY, combine_payload) };
+        let mut composite = ptransform(name, composite_spec, ENVIRONMENT_ID);
         composite.inputs = t.inputs.clone();
         composite.outputs = t.outputs.clone();
         composite.subtransforms = vec![gbk_id, combine_id];

@@ -67,7 +67,7 @@ impl Runner for RayonRunner {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::of(&[Capability::Retractions, Capability::RunAsync])
+        Capabilities::of(&[Capability::Retractions, Capability::RunAsync, Capability::UserWindowFns])
     }
 
     fn plan_options(&self) -> PlanOptions {

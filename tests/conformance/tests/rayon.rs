@@ -7,6 +7,7 @@ runnel_conformance::conformance_suite!(
     runnel_conformance::Capabilities::of(&[
         runnel_conformance::Capability::Retractions,
         runnel_conformance::Capability::RunAsync,
+        runnel_conformance::Capability::UserWindowFns,
     ])
 );
 
@@ -18,5 +19,6 @@ runnel_conformance::conformance_suite!(
     runnel_conformance::Capabilities::of(&[
         runnel_conformance::Capability::Retractions,
         runnel_conformance::Capability::RunAsync,
+        runnel_conformance::Capability::UserWindowFns,
     ])
 );
