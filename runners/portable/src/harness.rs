@@ -89,16 +89,21 @@ impl BeamFnExternalWorkerPool for Pool {
             failure: self.failure.clone(),
             descriptors: Mutex::default(),
             processors: Mutex::default(),
-            data: Mutex::default(),
-            state: Mutex::default(),
+            data: tokio::sync::Mutex::default(),
+            state: tokio::sync::Mutex::default(),
         });
         tokio::spawn(async move {
             if let Err(e) = worker.clone().control_loop(&control).await {
                 record(&worker.observed, |o| o.errors.push(format!("worker {}: {e}", worker.id)));
             }
             // Dropping the streams' senders half-closes them.
-            lock(&worker.data).clear();
-            lock(&worker.state).clear();
+            // Bundles still waiting for input get none: their runner is gone.
+            for conn in worker.data.lock().await.drain().map(|(_, c)| c) {
+                let mut routes = lock(&conn.routes);
+                routes.closed = Some("the runner ended the control stream".into());
+                routes.listening.clear();
+            }
+            worker.state.lock().await.clear();
         });
         Ok(tonic::Response::new(fnapi::StartWorkerResponse { error: String::new() }))
     }
@@ -200,8 +205,11 @@ struct Worker {
     descriptors: Mutex<HashMap<String, Arc<fnapi::ProcessBundleDescriptor>>>,
     /// Idle processors by descriptor id, with the instruction their side inputs read for.
     processors: Mutex<HashMap<String, Vec<IdleProcessor>>>,
-    data: Mutex<HashMap<String, Arc<DataConn>>>,
-    state: Mutex<HashMap<String, Arc<StateConn>>>,
+    /// Data and state streams by endpoint. Held across their opening: a runner sends a worker's
+    /// data on one stream per endpoint (Prism, on the newest), so a bundle must never open a
+    /// second one beside another bundle's.
+    data: tokio::sync::Mutex<HashMap<String, Arc<DataConn>>>,
+    state: tokio::sync::Mutex<HashMap<String, Arc<StateConn>>>,
 }
 
 impl Worker {
@@ -283,7 +291,8 @@ impl Worker {
     }
 
     async fn data_conn(&self, url: &str) -> Result<Arc<DataConn>, String> {
-        if let Some(c) = lock(&self.data).get(url) {
+        let mut open = self.data.lock().await;
+        if let Some(c) = open.get(url) {
             return Ok(c.clone());
         }
         let mut client = BeamFnDataClient::new(channel(url).await?).max_decoding_message_size(256 << 20);
@@ -300,6 +309,12 @@ impl Worker {
                     loop {
                         match inbound.message().await {
                             Ok(Some(elements)) => {
+                                for d in &elements.data {
+                                    let bytes = d.data.len();
+                                    let (instruction, transform, last) =
+                                        (&d.instruction_id, &d.transform_id, d.is_last);
+                                    tracing::trace!(instruction, transform, bytes, last, "data received");
+                                }
                                 for d in elements.data {
                                     let block = Block { transform: d.transform_id, data: d.data, is_last: d.is_last };
                                     let listener = {
@@ -330,12 +345,13 @@ impl Worker {
             // Dropping the senders ends every listening bundle's input.
             r.listening.clear();
         });
-        // Another bundle may have connected meanwhile; keep the first connection.
-        Ok(lock(&self.data).entry(url.to_string()).or_insert(conn).clone())
+        open.insert(url.to_string(), conn.clone());
+        Ok(conn)
     }
 
     async fn state_conn(&self, url: &str) -> Result<Arc<StateConn>, String> {
-        if let Some(c) = lock(&self.state).get(url) {
+        let mut open = self.state.lock().await;
+        if let Some(c) = open.get(url) {
             return Ok(c.clone());
         }
         let mut client = BeamFnStateClient::new(channel(url).await?).max_decoding_message_size(256 << 20);
@@ -356,7 +372,8 @@ impl Worker {
             // Waiters left see their sender dropped: the stream ended.
             lock(&pending).clear();
         });
-        Ok(lock(&self.state).entry(url.to_string()).or_insert(conn).clone())
+        open.insert(url.to_string(), conn.clone());
+        Ok(conn)
     }
 
     /// Reads all pages of one iterable side input.
@@ -388,8 +405,10 @@ impl Worker {
                 state_key: Some(key.clone()),
                 request: Some(fnapi::state_request::Request::Get(fnapi::StateGetRequest { continuation_token: token })),
             };
+            tracing::trace!(instruction, transform, side_input, "state request");
             conn.tx.send(request).await.map_err(|_| "the state stream is closed".to_string())?;
             let response = wait.await.map_err(|_| "the state stream ended before answering".to_string())?;
+            tracing::trace!(instruction, transform, side_input, error = response.error, "state response");
             if !response.error.is_empty() {
                 return Err(format!("side input '{side_input}' of '{transform}': {}", response.error));
             }
@@ -435,7 +454,9 @@ impl Worker {
         request: fnapi::ProcessBundleRequest,
         client: BeamFnControlClient<tonic::transport::Channel>,
     ) -> Result<fnapi::ProcessBundleResponse, String> {
+        tracing::debug!(instruction, descriptor = request.process_bundle_descriptor_id, "bundle requested");
         let descriptor = self.descriptor(&request.process_bundle_descriptor_id, client).await?;
+        tracing::trace!(instruction, "descriptor at hand");
         // The data connection of every source and sink.
         let mut sources: Vec<(String, Arc<DataConn>)> = Vec::new();
         let mut sinks: HashMap<String, Arc<DataConn>> = HashMap::new();
@@ -464,7 +485,9 @@ impl Worker {
         let (worker, instruction_owned, handle) =
             (self.clone(), instruction.to_string(), tokio::runtime::Handle::current());
         let outcome = tokio::task::spawn_blocking(move || {
+            tracing::trace!(instruction = instruction_owned, "processing");
             let (mut processor, current) = worker.processor(&descriptor, &handle)?;
+            tracing::trace!(instruction = instruction_owned, "processor at hand");
             *lock(&current) = instruction_owned.clone();
             let instruction = instruction_owned.as_str();
             let mut emit = |sink: &str, data: Vec<u8>| -> Result<(), UserError> {
@@ -545,6 +568,7 @@ impl Worker {
         for conn in &conns {
             conn.forget(instruction);
         }
+        tracing::debug!(instruction, ok = matches!(outcome, Ok(Ok(_))), "bundle processed");
         let metrics = outcome??;
         let monitoring_infos = to_monitoring_infos(&metrics);
         record(&self.observed, |o| o.metrics.merge(&metrics));
@@ -554,7 +578,8 @@ impl Worker {
 
 /// A `BeamFnExternalWorkerPool` served on loopback, whose workers run one job's code.
 pub struct WorkerPool {
-    runtime: tokio::runtime::Runtime,
+    /// Taken only when dropped.
+    runtime: Option<tokio::runtime::Runtime>,
     endpoint: String,
     observed: Shared,
     failure: Failure,
@@ -581,7 +606,7 @@ impl WorkerPool {
                 let _ = stop.await;
             },
         ));
-        Ok(WorkerPool { runtime, endpoint, observed, failure, shutdown: Some(shutdown) })
+        Ok(WorkerPool { runtime: Some(runtime), endpoint, observed, failure, shutdown: Some(shutdown) })
     }
 
     /// `HOST:PORT` to put in the EXTERNAL environment.
@@ -605,7 +630,12 @@ impl Drop for WorkerPool {
         if let Some(s) = self.shutdown.take() {
             let _ = s.send(());
         }
-        // Let the server task see the signal before the runtime goes.
-        self.runtime.block_on(tokio::task::yield_now());
+        if let Some(runtime) = self.runtime.take() {
+            // Let the server task see the signal before the runtime goes.
+            runtime.block_on(tokio::task::yield_now());
+            // A bundle thread may still wait on a runner that failed the job and went silent:
+            // the runtime does not wait for it.
+            runtime.shutdown_background();
+        }
     }
 }

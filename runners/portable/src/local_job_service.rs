@@ -1,5 +1,6 @@
-//! Beam Python's local job service as a child process: the job server the tests (and a user
-//! trying the portable runner on one machine) start.
+//! Beam's job servers as child processes: Beam Python's local job service and Prism (Beam's Go
+//! runner), the job servers the tests (and a user trying the portable runner on one machine)
+//! start.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -85,6 +86,81 @@ impl LocalJobService {
 impl Drop for LocalJobService {
     fn drop(&mut self) {
         let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Where Prism is: `$RUNNEL_PRISM`, or `prism` in Go's bin directory (`$GOBIN`, else
+/// `$GOPATH/bin`, else `~/go/bin`), where `scripts/prism.sh` installs it.
+pub fn prism_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("RUNNEL_PRISM") {
+        return PathBuf::from(p);
+    }
+    let bin = std::env::var("GOBIN").ok().filter(|b| !b.is_empty()).map(PathBuf::from).unwrap_or_else(|| {
+        let gopath = std::env::var("GOPATH").ok().filter(|p| !p.is_empty()).map(PathBuf::from);
+        gopath.unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join("go")).join("bin")
+    });
+    bin.join("prism")
+}
+
+/// Prism (Beam's Go portable runner) as a child process, killed when dropped or when this
+/// process ends.
+pub struct LocalPrism {
+    child: Child,
+    endpoint: String,
+}
+
+impl LocalPrism {
+    /// Starts it on a free port and waits (up to a minute) until it accepts connections. Fails,
+    /// naming the fix, when the binary is missing.
+    pub fn start() -> Result<LocalPrism, String> {
+        let prism = prism_binary();
+        if !prism.exists() {
+            return Err(format!(
+                "{} is missing: run scripts/prism.sh (or set RUNNEL_PRISM) to install Beam's Prism runner",
+                prism.display()
+            ));
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free port for Prism: {e}"))?
+            .port();
+        // `sh` runs Prism and kills it when its stdin closes, which happens when this process
+        // ends in any way.
+        let child = Command::new("sh")
+            .args(["-c", "\"$0\" \"$@\" & pid=$!; cat >/dev/null; kill $pid"])
+            .arg(&prism)
+            .args(["-job_port", &port.to_string(), "-serve_http=false", "-log_level", "warn"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start Prism: {e}"))?;
+        let mut prism = LocalPrism { child, endpoint: format!("localhost:{port}") };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(prism);
+            }
+            if let Ok(Some(status)) = prism.child.try_wait() {
+                return Err(format!("Prism exited at start: {status}"));
+            }
+            if Instant::now() > deadline {
+                return Err(format!("Prism did not listen on port {port} within 60 s"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    /// `HOST:PORT` for `--job-endpoint`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+}
+
+impl Drop for LocalPrism {
+    fn drop(&mut self) {
+        // Closing stdin makes the shell kill Prism.
+        drop(self.child.stdin.take());
         let _ = self.child.wait();
     }
 }

@@ -1,9 +1,10 @@
 //! The same example program on every runner gives the same output: wordcount, user_score and
 //! hourly_team_score on the direct and the rayon runner, and on the portable runner through Beam
-//! Python's local job service (started by the test), over generated input with parse errors.
+//! Python's local job service and through Prism (both started by the test), over generated input
+//! with parse errors.
 
 use runnel_example_tests::{read_shards, run_example};
-use runnel_runner_portable::local_job_service::LocalJobService;
+use runnel_runner_portable::local_job_service::{LocalJobService, LocalPrism};
 use std::fmt::Write as _;
 use std::fs;
 use tempfile::TempDir;
@@ -32,22 +33,25 @@ fn output(name: &str, runner: &[&str], input_name: &str, input: &str, args: &[&s
         .filter(|l| !l.contains("job finished in") && !l.contains("rayon_spilled_"))
         .collect::<Vec<_>>()
         .join("\n");
-    assert!(counters.contains("num_parse_errors") || name == "wordcount" || runner[0] == "portable", "{}", run.stderr);
+    assert!(counters.contains("num_parse_errors") || name == "wordcount", "{}", run.stderr);
     (read_shards(&dir.path().join("out"), "result").1, counters)
 }
 
-/// Asserts `name` gives the same output on the portable runner (on Beam Python's job service)
-/// as on the direct runner. Counters are not compared: the portable runner does not report
-/// metrics yet.
+/// Asserts `name` gives the same output and the same counters on the portable runner, through
+/// Beam Python's job service and through Prism, as on the direct runner.
 fn same_on_portable(name: &str, input_name: &str, input: &str, args: &[&str]) {
-    let service = LocalJobService::start().unwrap();
-    let endpoint = format!("--job-endpoint={}", service.endpoint());
-    let mut with_endpoint = args.to_vec();
-    with_endpoint.push(&endpoint);
-    let (direct, _) = output(name, &["direct"], input_name, input, args);
-    let (portable, _) = output(name, &["portable"], input_name, input, &with_endpoint);
+    let (direct, direct_err) = output(name, &["direct"], input_name, input, args);
     assert!(!direct.is_empty(), "{name} gave no output");
-    assert_eq!(direct, portable, "{name}: the portable runner's output differs from the direct runner's");
+    let python = LocalJobService::start().unwrap();
+    let prism = LocalPrism::start().unwrap();
+    for (server, endpoint) in [("Beam Python's job service", python.endpoint()), ("Prism", prism.endpoint())] {
+        let endpoint = format!("--job-endpoint={endpoint}");
+        let mut with_endpoint = args.to_vec();
+        with_endpoint.push(&endpoint);
+        let (portable, portable_err) = output(name, &["portable"], input_name, input, &with_endpoint);
+        assert_eq!(direct, portable, "{name}: the portable runner's output on {server} differs from direct's");
+        assert_eq!(direct_err, portable_err, "{name}: the portable runner's counters on {server} differ from direct's");
+    }
 }
 
 /// Asserts `name` gives the same output and the same stderr (counters) on both runners, and on
