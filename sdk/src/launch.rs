@@ -44,7 +44,13 @@ fn runner_for(options: &PipelineOptions) -> Result<Box<dyn Runner + Send>, Pipel
             memory_budget: options.memory_budget,
             temp_dir: options.temp_dir.clone(),
         }))),
-        RunnerKind::Portable => Ok(Box::new(PortableRunner { job_endpoint: options.job_endpoint.clone() })),
+        RunnerKind::Portable => Ok(Box::new(PortableRunner {
+            job_endpoint: options.job_endpoint.clone(),
+            environment: match options.environment_type {
+                crate::options::WorkerEnvironment::External => runnel_runner_portable::WorkerEnvironment::External,
+                crate::options::WorkerEnvironment::Process => runnel_runner_portable::WorkerEnvironment::Process,
+            },
+        })),
         RunnerKind::Grpc => Err(PipelineError::RunnerNotAvailable("grpc")),
     }
 }

@@ -39,7 +39,7 @@ pub use combine::{ArithmeticOverflow, CombineFn, CombinePerKey, Retraction, Summ
 pub use dofn::{DoFn, DoFnContext, OutputTag, ParDo, ParDoOutputs};
 pub use error::{BoxError, PipelineError};
 pub use handle::{PipelineHandle, PipelineResult};
-pub use options::{PipelineOptions, Progress, RunnerKind};
+pub use options::{PipelineOptions, Progress, RunnerKind, WorkerEnvironment};
 pub use pipeline::{PBegin, PCollection, PTransform, PValue, Pipeline};
 pub use runnel_model as model;
 pub use runnel_model::{PaneInfo, PaneTiming, Timestamp, Window};

@@ -39,6 +39,17 @@ pub enum Progress {
     Off,
 }
 
+/// Where the portable runner's job server runs the program's code.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum WorkerEnvironment {
+    /// This program serves the workers itself, on loopback (Beam's EXTERNAL environment).
+    #[default]
+    External,
+    /// The job server starts this program again, with the same arguments, as each worker
+    /// (Beam's PROCESS environment; the program's path must exist where the workers run).
+    Process,
+}
+
 /// `on` or `off`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Switch {
@@ -79,6 +90,9 @@ pub struct PipelineOptions {
     /// portable runner: the Beam job server's `HOST:PORT`.
     #[arg(long, value_name = "HOST:PORT")]
     pub job_endpoint: Option<String>,
+    /// portable runner: where the job server runs the program's code.
+    #[arg(long, value_enum, default_value_t = WorkerEnvironment::External)]
+    pub environment_type: WorkerEnvironment,
     /// grpc runner: number of worker processes.
     #[arg(long)]
     pub workers: Option<usize>,
@@ -133,6 +147,7 @@ impl Default for PipelineOptions {
             seed: 0x5eed,
             bundle_size: 1024,
             job_endpoint: None,
+            environment_type: WorkerEnvironment::External,
             workers: None,
             refuse_unsafe_triggers: false,
             explain: false,
@@ -226,7 +241,13 @@ impl PipelineOptions {
         self
     }
 
-    /// Sets the Beam job server of the portable runner.
+    /// Sets where the portable runner's job server runs the program's code.
+    pub fn with_environment_type(mut self, environment: WorkerEnvironment) -> Self {
+        self.environment_type = environment;
+        self
+    }
+
+    /// Sets the portable runner's job server (`HOST:PORT`).
     pub fn with_job_endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.job_endpoint = Some(endpoint.into());
         self

@@ -13,12 +13,13 @@
 //! splitting, user state and timers.
 
 use crate::bundle::{BundleProcessor, Emit, StateRead, StateSideInputs, DATA_SINK, DATA_SOURCE};
-use crate::monitoring::to_monitoring_infos;
+use crate::monitoring::{to_monitoring_infos, ShortIds};
 use crate::proto::fn_execution as fnapi;
 use fnapi::beam_fn_control_client::BeamFnControlClient;
 use fnapi::beam_fn_data_client::BeamFnDataClient;
 use fnapi::beam_fn_external_worker_pool_server::{BeamFnExternalWorkerPool, BeamFnExternalWorkerPoolServer};
 use fnapi::beam_fn_state_client::BeamFnStateClient;
+use fnapi::provision_service_client::ProvisionServiceClient;
 use prost::Message;
 use runnel_model::exec::{Job, UserError};
 use runnel_model::metrics::MetricsSnapshot;
@@ -67,6 +68,7 @@ type Failure = Arc<Mutex<Option<RunError>>>;
 
 struct Pool {
     code: Arc<JobCode>,
+    short_ids: Arc<ShortIds>,
     observed: Shared,
     failure: Failure,
 }
@@ -84,6 +86,7 @@ impl BeamFnExternalWorkerPool for Pool {
         };
         let worker = Arc::new(Worker {
             id: request.worker_id.clone(),
+            short_ids: self.short_ids.clone(),
             code: self.code.clone(),
             observed: self.observed.clone(),
             failure: self.failure.clone(),
@@ -199,6 +202,8 @@ type IdleProcessor = (BundleProcessor, Arc<Mutex<String>>);
 
 struct Worker {
     id: String,
+    /// Short ids of metrics, shared by the process's workers.
+    short_ids: Arc<ShortIds>,
     code: Arc<JobCode>,
     observed: Shared,
     failure: Failure,
@@ -254,6 +259,37 @@ impl Worker {
                         }
                         let _ = tx.send(response).await;
                     });
+                }
+                Some(fnapi::instruction_request::Request::MonitoringInfos(request)) => {
+                    let monitoring_info = self.short_ids.metadata(&request.monitoring_info_id);
+                    let response = fnapi::InstructionResponse {
+                        instruction_id: id,
+                        response: Some(fnapi::instruction_response::Response::MonitoringInfos(
+                            fnapi::MonitoringInfosMetadataResponse { monitoring_info },
+                        )),
+                        ..Default::default()
+                    };
+                    let _ = tx.send(response).await;
+                }
+                Some(
+                    request @ (fnapi::instruction_request::Request::ProcessBundleProgress(_)
+                    | fnapi::instruction_request::Request::ProcessBundleSplit(_)
+                    | fnapi::instruction_request::Request::HarnessMonitoringInfos(_)),
+                ) => {
+                    // Answered, with nothing: no progress is reported (metrics come with the
+                    // bundle's response), a bundle is never split (declining is allowed; an
+                    // error fails the job on Prism, which asks for splits of slow bundles), and
+                    // the harness keeps no metrics of its own.
+                    use fnapi::instruction_request::Request as Asked;
+                    use fnapi::instruction_response::Response as Answer;
+                    let answer = match request {
+                        Asked::ProcessBundleProgress(_) => Answer::ProcessBundleProgress(Default::default()),
+                        Asked::ProcessBundleSplit(_) => Answer::ProcessBundleSplit(Default::default()),
+                        _ => Answer::HarnessMonitoringInfos(Default::default()),
+                    };
+                    let response =
+                        fnapi::InstructionResponse { instruction_id: id, response: Some(answer), ..Default::default() };
+                    let _ = tx.send(response).await;
                 }
                 _ => {
                     let response = fnapi::InstructionResponse {
@@ -571,9 +607,57 @@ impl Worker {
         tracing::debug!(instruction, ok = matches!(outcome, Ok(Ok(_))), "bundle processed");
         let metrics = outcome??;
         let monitoring_infos = to_monitoring_infos(&metrics);
+        // Both forms: full infos (Beam Python's runner reads them) and payloads by short id
+        // (Prism reads those, asking for their metadata once).
+        let monitoring_data = self.short_ids.payloads(&monitoring_infos);
         record(&self.observed, |o| o.metrics.merge(&metrics));
-        Ok(fnapi::ProcessBundleResponse { monitoring_infos, ..Default::default() })
+        Ok(fnapi::ProcessBundleResponse { monitoring_infos, monitoring_data, ..Default::default() })
     }
+}
+
+/// Serves as one worker of a PROCESS environment, as the job server started it (`flags`: its
+/// `--id=…` and `--provision_endpoint=…`): asks the provisioning service for the control
+/// endpoint, then serves bundles until the job server ends the control stream.
+pub fn serve_process_worker(job: Job, fingerprint: String, flags: &str) -> Result<(), String> {
+    let flag = |name: &str| -> Option<String> {
+        flags
+            .split_whitespace()
+            .find_map(|f| f.strip_prefix(&format!("--{name}=")))
+            .map(|v| v.trim_matches(|c| c == '\'' || c == '"').to_string())
+    };
+    let id = flag("id").ok_or_else(|| format!("no --id among the worker's flags '{flags}'"))?;
+    let provision = flag("provision_endpoint")
+        .ok_or_else(|| format!("no --provision_endpoint among the worker's flags '{flags}'"))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let worker = Arc::new(Worker {
+        id: id.clone(),
+        short_ids: Arc::default(),
+        code: Arc::new(JobCode { job, fingerprint }),
+        observed: Arc::default(),
+        failure: Arc::default(),
+        descriptors: Mutex::default(),
+        processors: Mutex::default(),
+        data: tokio::sync::Mutex::default(),
+        state: tokio::sync::Mutex::default(),
+    });
+    let result = runtime.block_on(async {
+        let mut client = ProvisionServiceClient::new(channel(&provision).await?);
+        let info = client
+            .get_provision_info(with_worker_id(&id, fnapi::GetProvisionInfoRequest {}))
+            .await
+            .map_err(|e| format!("cannot get the provision info from {provision}: {e}"))?
+            .into_inner()
+            .info
+            .unwrap_or_default();
+        let control = info.control_endpoint.map(|e| e.url).ok_or("the provision info names no control endpoint")?;
+        worker.clone().control_loop(&control).await
+    });
+    runtime.shutdown_background();
+    result
 }
 
 /// A `BeamFnExternalWorkerPool` served on loopback, whose workers run one job's code.
@@ -598,8 +682,12 @@ impl WorkerPool {
         let (shutdown, stop) = oneshot::channel::<()>();
         let code = Arc::new(JobCode { job, fingerprint });
         let failure: Failure = Arc::default();
-        let service =
-            BeamFnExternalWorkerPoolServer::new(Pool { code, observed: observed.clone(), failure: failure.clone() });
+        let service = BeamFnExternalWorkerPoolServer::new(Pool {
+            code,
+            short_ids: Arc::default(),
+            observed: observed.clone(),
+            failure: failure.clone(),
+        });
         runtime.spawn(tonic::transport::Server::builder().add_service(service).serve_with_incoming_shutdown(
             TcpListenerStream::new(listener),
             async {

@@ -21,4 +21,4 @@ pub mod proto;
 pub mod runner;
 pub mod translate;
 
-pub use runner::PortableRunner;
+pub use runner::{PortableRunner, WorkerEnvironment};

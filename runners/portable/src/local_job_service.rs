@@ -125,15 +125,27 @@ impl LocalPrism {
             .and_then(|l| l.local_addr())
             .map_err(|e| format!("no free port for Prism: {e}"))?
             .port();
+        // `RUNNEL_PRISM_LOG=FILE` keeps Prism's debug log, for diagnosing a job.
+        let log = match std::env::var_os("RUNNEL_PRISM_LOG") {
+            Some(path) => Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .map_err(|e| format!("cannot write the Prism log: {e}"))?,
+            ),
+            None => None,
+        };
         // `sh` runs Prism and kills it when its stdin closes, which happens when this process
         // ends in any way.
         let child = Command::new("sh")
             .args(["-c", "\"$0\" \"$@\" & pid=$!; cat >/dev/null; kill $pid"])
             .arg(&prism)
-            .args(["-job_port", &port.to_string(), "-serve_http=false", "-log_level", "warn"])
+            .args(["-job_port", &port.to_string(), "-serve_http=false", "-log_level"])
+            .arg(if log.is_some() { "debug" } else { "warn" })
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log.map(Stdio::from).unwrap_or_else(Stdio::null))
             .spawn()
             .map_err(|e| format!("cannot start Prism: {e}"))?;
         let mut prism = LocalPrism { child, endpoint: format!("localhost:{port}") };

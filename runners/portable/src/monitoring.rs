@@ -8,6 +8,8 @@
 use crate::coders::{read_varint, write_varint};
 use crate::proto::pipeline as pb;
 use runnel_model::metrics::{DistributionData, GaugeData, MetricKey, MetricsSnapshot};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 
 /// The namespace of every Runnel metric.
 pub const NAMESPACE: &str = "runnel";
@@ -74,6 +76,49 @@ pub fn to_monitoring_infos(metrics: &MetricsSnapshot) -> Vec<pb::MonitoringInfo>
     infos
 }
 
+/// Short ids of monitoring infos, for runners that take a bundle's metrics as `monitoring_data`
+/// (payloads by short id) and ask for each id's metadata once (Prism does): one id per metric,
+/// the same for the life of the worker process.
+#[derive(Default)]
+pub struct ShortIds {
+    ids: Mutex<Assigned>,
+}
+
+/// A metric: its URN and labels.
+type MetricId = (String, Vec<(String, String)>);
+
+/// Short ids by metric, and each id's metadata (a monitoring info without payload).
+type Assigned = (BTreeMap<MetricId, String>, HashMap<String, pb::MonitoringInfo>);
+
+impl ShortIds {
+    /// The payloads of `infos` by short id, giving new metrics new ids.
+    pub fn payloads(&self, infos: &[pb::MonitoringInfo]) -> BTreeMap<String, Vec<u8>> {
+        let mut guard = self.ids.lock().unwrap_or_else(|e| e.into_inner());
+        let (by_key, metadata) = &mut *guard;
+        let mut out = BTreeMap::new();
+        for info in infos {
+            let labels: Vec<(String, String)> = info.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let next = by_key.len() + 1;
+            let id = by_key
+                .entry((info.urn.clone(), labels))
+                .or_insert_with(|| {
+                    let id = format!("runnel{next}");
+                    metadata.insert(id.clone(), pb::MonitoringInfo { payload: Vec::new(), ..info.clone() });
+                    id
+                })
+                .clone();
+            out.insert(id, info.payload.clone());
+        }
+        out
+    }
+
+    /// The metadata of the given short ids (unknown ones are left out).
+    pub fn metadata(&self, ids: &[String]) -> BTreeMap<String, pb::MonitoringInfo> {
+        let guard = self.ids.lock().unwrap_or_else(|e| e.into_inner());
+        ids.iter().filter_map(|id| guard.1.get(id).map(|m| (id.clone(), m.clone()))).collect()
+    }
+}
+
 /// Folds the Runnel user metrics among `infos` into `into` (others are skipped: a runner adds
 /// its own system metrics). A malformed payload is an error naming the metric.
 pub fn merge_monitoring_infos(infos: &[pb::MonitoringInfo], into: &mut MetricsSnapshot) -> Result<(), String> {
@@ -133,6 +178,33 @@ mod tests {
         merge_monitoring_infos(&infos, &mut back).unwrap();
         assert_eq!(back.counter_at("Parse", "bad_lines"), Some(6));
         assert_eq!(back.distribution("points").unwrap().count, 8);
+    }
+
+    #[test]
+    fn short_ids_are_stable_per_metric_and_give_their_metadata() {
+        let mut m = MetricsSnapshot::default();
+        m.inc_counter("Parse", "bad_lines", 3);
+        m.inc_counter("Score", "points", 5);
+        let ids = ShortIds::default();
+        let first = ids.payloads(&to_monitoring_infos(&m));
+        m.inc_counter("Parse", "bad_lines", 1);
+        let second = ids.payloads(&to_monitoring_infos(&m));
+        assert_eq!(first.len(), 2);
+        let mut keys: Vec<&String> = first.keys().collect();
+        keys.sort();
+        let mut again: Vec<&String> = second.keys().collect();
+        again.sort();
+        assert_eq!(keys, again, "the same metrics keep their ids");
+        let metadata = ids.metadata(&first.keys().cloned().collect::<Vec<_>>());
+        let mut back = MetricsSnapshot::default();
+        let infos: Vec<pb::MonitoringInfo> = second
+            .iter()
+            .map(|(id, payload)| pb::MonitoringInfo { payload: payload.clone(), ..metadata[id].clone() })
+            .collect();
+        merge_monitoring_infos(&infos, &mut back).unwrap();
+        assert_eq!(back.counter_at("Parse", "bad_lines"), Some(4));
+        assert_eq!(back.counter_at("Score", "points"), Some(5));
+        assert!(ids.metadata(&["unknown".to_string()]).is_empty());
     }
 
     #[test]

@@ -18,6 +18,52 @@ const NAME: &str = "portable";
 pub struct PortableRunner {
     /// `HOST:PORT` of the job server (`--job-endpoint`).
     pub job_endpoint: Option<String>,
+    /// Where the job server runs the program's code (`--environment-type`).
+    pub environment: WorkerEnvironment,
+}
+
+/// Where the job server runs the program's code.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WorkerEnvironment {
+    /// Beam's EXTERNAL environment: this program serves a worker pool on loopback.
+    #[default]
+    External,
+    /// Beam's PROCESS environment: the job server starts this program again, with the same
+    /// arguments, as each worker; the worker rebuilds the pipeline, serves the job's bundles and
+    /// exits when the job server ends its control stream.
+    Process,
+}
+
+/// Set in a worker process (by the launcher script of a PROCESS environment) to the arguments
+/// the job server started the worker with (`--id=… --provision_endpoint=…`).
+pub const WORKER_ENV: &str = "RUNNEL_PORTABLE_WORKER";
+
+/// Quotes `arg` for `sh`.
+fn shell_quote(arg: &str) -> String {
+    format!("'{}'", arg.replace('\'', "'\\''"))
+}
+
+/// Writes the launcher a PROCESS environment names: a script that runs this program, with the
+/// arguments it was started with, as a worker (the job server appends its own flags, which the
+/// script hands over in [`WORKER_ENV`] rather than to the program's argument parser).
+fn write_launcher(dir: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let exe = std::env::current_exe()?;
+    // The worker starts where the program started, so relative paths in its arguments hold.
+    let cwd = std::env::current_dir()?;
+    let mut line = format!(
+        "cd {} && {WORKER_ENV}=\"$*\" exec {}",
+        shell_quote(&cwd.to_string_lossy()),
+        shell_quote(&exe.to_string_lossy())
+    );
+    for arg in std::env::args().skip(1) {
+        line.push(' ');
+        line.push_str(&shell_quote(&arg));
+    }
+    let path = dir.join("runnel-worker");
+    std::fs::write(&path, format!("#!/bin/sh\n# A Runnel worker: this job's program, serving its bundles.\n{line}\n"))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    Ok(path)
 }
 
 fn failed(message: impl ToString) -> RunError {
@@ -39,6 +85,18 @@ impl Runner for PortableRunner {
     }
 
     fn run(&self, job: Job, _options: &RunnerOptions) -> Result<JobResult, RunError> {
+        if let Ok(flags) = std::env::var(WORKER_ENV) {
+            // Started by a job server as a worker: serve, then end the process (the program's
+            // own code after `run` is the submitter's business, not a worker's).
+            let fingerprint = graph_fingerprint(&job.graph);
+            match crate::harness::serve_process_worker(job, fingerprint, &flags) {
+                Ok(()) => std::process::exit(0),
+                Err(e) => {
+                    eprintln!("runnel worker: {e}");
+                    std::process::exit(1)
+                }
+            }
+        }
         let Some(endpoint) = self.job_endpoint.clone().filter(|e| !e.is_empty()) else {
             return Err(RunError::Refused {
                 runner: NAME,
@@ -47,12 +105,19 @@ impl Runner for PortableRunner {
         };
         let fingerprint = graph_fingerprint(&job.graph);
         let graph = job.graph.clone();
+        // The pool serves EXTERNAL workers; in PROCESS mode it only stays idle.
         let pool =
             WorkerPool::start(job, fingerprint).map_err(|e| failed(format!("cannot serve the worker pool: {e}")))?;
-        let options = TranslateOptions {
-            environment: EnvironmentSpec::External { endpoint: pool.endpoint().to_string() },
-            batch_only: true,
+        let launcher_dir = tempfile::tempdir().map_err(|e| failed(format!("cannot write the worker launcher: {e}")))?;
+        let environment = match self.environment {
+            WorkerEnvironment::External => EnvironmentSpec::External { endpoint: pool.endpoint().to_string() },
+            WorkerEnvironment::Process => {
+                let launcher = write_launcher(launcher_dir.path())
+                    .map_err(|e| failed(format!("cannot write the worker launcher: {e}")))?;
+                EnvironmentSpec::Process { command: launcher.to_string_lossy().into_owned() }
+            }
         };
+        let options = TranslateOptions { environment, batch_only: true };
         let pipeline =
             translate(&graph, &options).map_err(|e| RunError::Refused { runner: NAME, reason: e.to_string() })?;
         let mut client = JobClient::connect(&endpoint).map_err(failed)?;

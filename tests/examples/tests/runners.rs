@@ -148,3 +148,28 @@ fn hourly_team_score_is_the_same_on_direct_and_portable() {
         &["--input=events.csv", "--output=out/result"],
     );
 }
+
+/// PROCESS environment on Prism: Prism starts the example again (through the launcher script the
+/// runner writes) as its worker, which rebuilds the pipeline from the same arguments and serves
+/// the bundles; output and counters are the direct runner's.
+#[test]
+fn examples_on_prism_with_process_workers_are_the_same_as_on_direct() {
+    let mut text = String::new();
+    for i in 0..2000 {
+        let _ = writeln!(text, "the river's w{} flows w{} and Straße {}", i % 101, i % 7, i % 13);
+    }
+    let events = game_events(3000);
+    let prism = LocalPrism::start().unwrap();
+    let endpoint = format!("--job-endpoint={}", prism.endpoint());
+    for (name, input_name, input, args) in [
+        ("wordcount", "in.txt", &text, &["--input=in.txt", "--output=out/result", "--num-shards=2"][..]),
+        ("user_score", "events.csv", &events, &["--input=events.csv", "--output=out/result"][..]),
+    ] {
+        let (direct, direct_err) = output(name, &["direct"], input_name, input, args);
+        assert!(!direct.is_empty(), "{name} gave no output");
+        let runner = ["portable", endpoint.as_str(), "--environment-type=process"];
+        let (portable, portable_err) = output(name, &runner, input_name, input, args);
+        assert_eq!(direct, portable, "{name}: PROCESS workers on Prism give another output than direct");
+        assert_eq!(direct_err, portable_err, "{name}: PROCESS workers on Prism report other counters than direct");
+    }
+}
