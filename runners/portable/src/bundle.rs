@@ -365,7 +365,8 @@ fn elements_of(job: &Job, pc: &str) -> Result<Arc<dyn ElementOps>, UserError> {
 enum Role {
     Source(fnapi::RemoteGrpcPort),
     Sink(fnapi::RemoteGrpcPort),
-    Node(FusedNode),
+    /// With the element operations of what it reads.
+    Node(FusedNode, Arc<dyn ElementOps>),
 }
 
 /// Matches every transform of the descriptor to the job's code.
@@ -396,7 +397,7 @@ fn fuse(job: &Job, fingerprint: &str, d: &fnapi::ProcessBundleDescriptor) -> Res
             let payload: CombinePayload = runnel(&fp.transform)?.payload_as()?;
             Ok((fp.transform, halves.clone(), payload))
         };
-    let single_input = |t: &pb::PTransform| -> Vec<String> { t.inputs.values().cloned().collect() };
+    let inputs_of = |t: &pb::PTransform| -> Vec<String> { t.inputs.values().cloned().collect() };
     let single_output = |id: &str, t: &pb::PTransform| -> Result<String, UserError> {
         t.outputs.values().next().cloned().ok_or_else(|| format!("transform '{id}' has no output").into())
     };
@@ -404,8 +405,10 @@ fn fuse(job: &Job, fingerprint: &str, d: &fnapi::ProcessBundleDescriptor) -> Res
     let mut roles: Vec<(String, Role)> = Vec::new();
     for (id, t) in &d.transforms {
         let Some(spec) = &t.spec else { continue };
-        let node = |transform: String, work: FusedWork, inputs: Vec<String>, outputs: Vec<FusedPort>| {
-            Role::Node(FusedNode { id: id.clone(), transform, work, inputs, outputs })
+        // `reads`: the element operations of what the node reads (a data source feeding it
+        // decodes with them).
+        let node = |transform: String, work: FusedWork, inputs: Vec<String>, reads, outputs: Vec<FusedPort>| {
+            Role::Node(FusedNode { id: id.clone(), transform, work, inputs, outputs }, reads)
         };
         let role = match spec.urn.as_str() {
             DATA_SOURCE => Role::Source(fnapi::RemoteGrpcPort::decode(spec.payload.as_slice())?),
@@ -414,7 +417,8 @@ fn fuse(job: &Job, fingerprint: &str, d: &fnapi::ProcessBundleDescriptor) -> Res
                 let rt = runnel(id)?;
                 let rpc = rt.outputs.values().next().ok_or_else(|| format!("'{id}' has no output"))?;
                 let outputs = vec![port(single_output(id, t)?, elements_of(job, rpc)?)];
-                node(id.clone(), FusedWork::Graph, single_input(t), outputs)
+                let reads = elements_of(job, rt.inputs.values().next().ok_or_else(|| format!("'{id}' has no input"))?)?;
+                node(id.clone(), FusedWork::Graph, inputs_of(t), reads, outputs)
             }
             beam_urn::PAR_DO => {
                 let p = pb::ParDoPayload::decode(spec.payload.as_slice())?;
@@ -427,16 +431,22 @@ fn fuse(job: &Job, fingerprint: &str, d: &fnapi::ProcessBundleDescriptor) -> Res
                         let rpc = rt.outputs.values().next().ok_or("a Create without output")?;
                         let outputs = vec![port(single_output(id, t)?, elements_of(job, rpc)?)];
                         let work = FusedWork::Instance(Box::new(CreateFromImpulse { elements: elements.clone() }));
-                        node(fp.transform.clone(), work, single_input(t), outputs)
+                        // An impulse's element is not decoded: `()`.
+                        let reads: Arc<dyn ElementOps> = Arc::new(TypedOps::<()>::default());
+                        node(fp.transform.clone(), work, inputs_of(t), reads, outputs)
                     }
                     (runnel_urn::DO_FN, Some(Executable::ParDo { .. })) => {
                         let payload: ParDoPayload = rt.payload_as()?;
-                        let main: Vec<String> = t
+                        let main_tags: Vec<&String> =
+                            t.inputs.keys().filter(|tag| !payload.side_inputs.iter().any(|s| &s.tag == *tag)).collect();
+                        let main: Vec<String> = main_tags.iter().map(|tag| t.inputs[*tag].clone()).collect();
+                        let main_tag =
+                            main_tags.first().ok_or_else(|| format!("'{}' has no main input", fp.transform))?;
+                        let rpc = rt
                             .inputs
-                            .iter()
-                            .filter(|(tag, _)| !payload.side_inputs.iter().any(|s| &s.tag == *tag))
-                            .map(|(_, pc)| pc.clone())
-                            .collect();
+                            .get(*main_tag)
+                            .ok_or_else(|| format!("'{}' has no input '{main_tag}'", fp.transform))?;
+                        let reads = elements_of(job, rpc)?;
                         let mut outputs = Vec::new();
                         for tag in &payload.outputs {
                             let rpc = rt
@@ -447,7 +457,7 @@ fn fuse(job: &Job, fingerprint: &str, d: &fnapi::ProcessBundleDescriptor) -> Res
                             let pc = t.outputs.get(tag).cloned().unwrap_or_else(|| format!("{id}:unread:{tag}"));
                             outputs.push(port(pc, elements_of(job, rpc)?));
                         }
-                        node(fp.transform.clone(), FusedWork::Graph, main, outputs)
+                        node(fp.transform.clone(), FusedWork::Graph, main, reads, outputs)
                     }
                     _ => return Err(format!("no code bound for '{}' ({})", fp.transform, f.urn).into()),
                 }
@@ -460,17 +470,24 @@ fn fuse(job: &Job, fingerprint: &str, d: &fnapi::ProcessBundleDescriptor) -> Res
                 let combined = || -> Result<Arc<dyn ElementOps>, UserError> {
                     elements_of(job, runnel(&transform)?.outputs.values().next().ok_or("a combine without output")?)
                 };
-                let (part, out_ops) = match spec.urn.as_str() {
-                    beam_urn::COMBINE_PRECOMBINE => (&halves.precombine, halves.accumulator_ops.clone()),
-                    beam_urn::COMBINE_MERGE_ACCUMULATORS => {
-                        (&halves.merge_accumulators, halves.accumulator_ops.clone())
+                let (part, reads, out_ops) = match spec.urn.as_str() {
+                    beam_urn::COMBINE_PRECOMBINE => {
+                        let input = runnel(&transform)?.inputs.values().next().ok_or("a combine without input")?;
+                        (&halves.precombine, elements_of(job, input)?, halves.accumulator_ops.clone())
                     }
-                    beam_urn::COMBINE_EXTRACT_OUTPUTS => (&halves.extract_outputs, combined()?),
-                    _ => (&halves.combine_grouped_values, combined()?),
+                    beam_urn::COMBINE_MERGE_ACCUMULATORS => (
+                        &halves.merge_accumulators,
+                        halves.grouped_accumulator_ops.clone(),
+                        halves.accumulator_ops.clone(),
+                    ),
+                    beam_urn::COMBINE_EXTRACT_OUTPUTS => {
+                        (&halves.extract_outputs, halves.accumulator_ops.clone(), combined()?)
+                    }
+                    _ => (&halves.combine_grouped_values, halves.grouped_input_ops.clone(), combined()?),
                 };
                 let instance = part(&payload).map_err(|e| format!("combine '{transform}': {e}"))?;
                 let outputs = vec![port(single_output(id, t)?, out_ops)];
-                node(transform, FusedWork::Instance(instance), single_input(t), outputs)
+                node(transform, FusedWork::Instance(instance), inputs_of(t), reads, outputs)
             }
             other => {
                 return Err(format!("transform '{id}' has URN '{other}', which the Runnel harness does not run").into())
@@ -478,12 +495,17 @@ fn fuse(job: &Job, fingerprint: &str, d: &fnapi::ProcessBundleDescriptor) -> Res
         };
         roles.push((id.clone(), role));
     }
-    // Element operations of every PCollection something produces in the bundle.
+    // Element operations of every PCollection something in the bundle produces, and of those
+    // it reads (as its first reader reads them).
     let mut produced: BTreeMap<String, Arc<dyn ElementOps>> = BTreeMap::new();
+    let mut read: BTreeMap<String, Arc<dyn ElementOps>> = BTreeMap::new();
     for (_, role) in &roles {
-        if let Role::Node(n) = role {
+        if let Role::Node(n, reads) = role {
             for o in &n.outputs {
                 produced.insert(o.pcollection.clone(), o.ops.clone());
+            }
+            for pc in &n.inputs {
+                read.entry(pc.clone()).or_insert_with(|| reads.clone());
             }
         }
     }
@@ -500,12 +522,17 @@ fn fuse(job: &Job, fingerprint: &str, d: &fnapi::ProcessBundleDescriptor) -> Res
             Role::Source(grpc_port) => {
                 let pc = single_output(&id, t)?;
                 let wire = ElementWire::of(&grpc_port.coder_id, &d.coders)?;
-                let ops = source_ops(job, d, &pc, &wire)?;
+                let ops = match read.get(&pc) {
+                    Some(ops) => ops.clone(),
+                    // Read by a data sink only (a runner materialising a PCollection): its own.
+                    None => elements_of(job, &pc)
+                        .map_err(|_| format!("no element operations for '{pc}', which the bundle only passes on"))?,
+                };
                 sources.insert(id.clone(), Source { port: entries.len(), wire, ops: ops.clone(), carry: Vec::new() });
                 entries.push(FusedPort { pcollection: pc, ops });
             }
             Role::Sink(grpc_port) => {
-                let pc = single_input(t).pop().ok_or_else(|| format!("data sink '{id}' has no input"))?;
+                let pc = inputs_of(t).pop().ok_or_else(|| format!("data sink '{id}' has no input"))?;
                 let ops = produced
                     .get(&pc)
                     .cloned()
@@ -515,7 +542,7 @@ fn fuse(job: &Job, fingerprint: &str, d: &fnapi::ProcessBundleDescriptor) -> Res
                 sinks.push(Sink { transform: id.clone(), wire, ops, buffer: Vec::new() });
                 exits.push(pc);
             }
-            Role::Node(n) => nodes.push(n),
+            Role::Node(n, _) => nodes.push(n),
         }
     }
     let nodes = topological(nodes, &entries)?;
@@ -537,58 +564,6 @@ fn topological(mut pending: Vec<FusedNode>, entries: &[FusedPort]) -> Result<Vec
         ordered.push(n);
     }
     Ok(ordered)
-}
-
-/// The element operations of what a data source delivers: those of what its first consumer
-/// reads (an impulse's element is `()`).
-fn source_ops(
-    job: &Job,
-    d: &fnapi::ProcessBundleDescriptor,
-    pc: &str,
-    wire: &ElementWire,
-) -> Result<Arc<dyn ElementOps>, UserError> {
-    if wire.value == Wire::Bytes {
-        return Ok(Arc::new(TypedOps::<()>::default()));
-    }
-    for (id, t) in &d.transforms {
-        let Some((tag, _)) = t.inputs.iter().find(|(_, p)| *p == pc) else { continue };
-        let spec = t.spec.as_ref().ok_or("a consumer without spec")?;
-        let combine = |spec: &pb::FunctionSpec| -> Result<(FnPayload, runnel_model::exec::CombineHalves), UserError> {
-            let p = pb::CombinePayload::decode(spec.payload.as_slice())?;
-            let fp = fn_payload(p.combine_fn.as_ref().ok_or("a combine without CombineFn")?)?;
-            match job.bindings.transforms.get(&fp.transform) {
-                Some(Executable::Combine { halves, .. }) => Ok((fp, halves.clone())),
-                _ => Err(format!("no combine code bound for '{}'", fp.transform).into()),
-            }
-        };
-        return match spec.urn.as_str() {
-            beam_urn::PAR_DO => {
-                let p = pb::ParDoPayload::decode(spec.payload.as_slice())?;
-                let f = p.do_fn.as_ref().ok_or("a ParDo without DoFn")?;
-                let fp = fn_payload(f)?;
-                let rt = job.graph.transforms.get(&fp.transform).ok_or("unknown transform")?;
-                let pc = rt.inputs.get(tag).ok_or_else(|| format!("'{}' has no input '{tag}'", fp.transform))?;
-                elements_of(job, pc)
-            }
-            beam_urn::COMBINE_PRECOMBINE => {
-                let (fp, _) = combine(spec)?;
-                let rt = &job.graph.transforms[&fp.transform];
-                elements_of(job, rt.inputs.values().next().ok_or("a combine without input")?)
-            }
-            beam_urn::COMBINE_MERGE_ACCUMULATORS => Ok(combine(spec)?.1.grouped_accumulator_ops),
-            beam_urn::COMBINE_EXTRACT_OUTPUTS => Ok(combine(spec)?.1.accumulator_ops),
-            beam_urn::COMBINE_GROUPED_VALUES => Ok(combine(spec)?.1.grouped_input_ops),
-            beam_urn::WINDOW_INTO | beam_urn::FLATTEN | beam_urn::RESHUFFLE => {
-                let rt = job.graph.transforms.get(id).ok_or_else(|| format!("unknown transform '{id}'"))?;
-                elements_of(job, rt.inputs.values().next().ok_or("no input")?)
-            }
-            DATA_SINK => continue,
-            other => Err(format!("a data source feeds '{id}' ({other}), which the Runnel harness does not run").into()),
-        };
-    }
-    // Read by a data sink only (a runner materialising a PCollection): the PCollection's own.
-    elements_of(job, pc)
-        .map_err(|_| format!("no element operations for '{pc}', which the bundle only passes on").into())
 }
 
 /// Side inputs of one bundle, read through the state API: `(transform id, side input id,

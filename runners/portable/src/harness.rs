@@ -345,13 +345,10 @@ impl Worker {
                     loop {
                         match inbound.message().await {
                             Ok(Some(elements)) => {
-                                for d in &elements.data {
-                                    let bytes = d.data.len();
-                                    let (instruction, transform, last) =
-                                        (&d.instruction_id, &d.transform_id, d.is_last);
-                                    tracing::trace!(instruction, transform, bytes, last, "data received");
-                                }
                                 for d in elements.data {
+                                    let (instruction, transform) = (&d.instruction_id, &d.transform_id);
+                                    let (bytes, last) = (d.data.len(), d.is_last);
+                                    tracing::trace!(instruction, transform, bytes, last, "data received");
                                     let block = Block { transform: d.transform_id, data: d.data, is_last: d.is_last };
                                     let listener = {
                                         let mut r = lock(&routes);

@@ -58,23 +58,12 @@ impl LocalJobService {
             .spawn()
             .map_err(|e| format!("cannot start Beam Python's job service: {e}"))?;
         let mut service = LocalJobService { child, endpoint: String::new(), _dir: dir };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(port) = std::fs::read_to_string(&port_file) {
-                // The file holds `HOST:PORT` or the port; it is written once the server listens.
-                if let Some(port) = port.trim().rsplit(':').next().filter(|p| !p.is_empty()) {
-                    service.endpoint = format!("localhost:{port}");
-                    return Ok(service);
-                }
-            }
-            if let Ok(Some(status)) = service.child.try_wait() {
-                return Err(format!("Beam Python's job service exited at start: {status}"));
-            }
-            if Instant::now() > deadline {
-                return Err("Beam Python's job service wrote no port file in 60 s".into());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        // The port file holds `HOST:PORT` or the port; it is written once the server listens.
+        service.endpoint = wait_until_ready(&mut service.child, "Beam Python's job service", || {
+            let port = std::fs::read_to_string(&port_file).ok()?;
+            port.trim().rsplit(':').next().filter(|p| !p.is_empty()).map(|p| format!("localhost:{p}"))
+        })?;
+        Ok(service)
     }
 
     /// `HOST:PORT` for `--job-endpoint`.
@@ -149,19 +138,8 @@ impl LocalPrism {
             .spawn()
             .map_err(|e| format!("cannot start Prism: {e}"))?;
         let mut prism = LocalPrism { child, endpoint: format!("localhost:{port}") };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Ok(prism);
-            }
-            if let Ok(Some(status)) = prism.child.try_wait() {
-                return Err(format!("Prism exited at start: {status}"));
-            }
-            if Instant::now() > deadline {
-                return Err(format!("Prism did not listen on port {port} within 60 s"));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_until_ready(&mut prism.child, "Prism", || std::net::TcpStream::connect(("127.0.0.1", port)).ok())?;
+        Ok(prism)
     }
     /// `HOST:PORT` for `--job-endpoint`.
     pub fn endpoint(&self) -> &str {
@@ -174,5 +152,23 @@ impl Drop for LocalPrism {
         // Closing stdin makes the shell kill Prism.
         drop(self.child.stdin.take());
         let _ = self.child.wait();
+    }
+}
+
+/// Polls `ready` until it gives a value, failing when the job server `child` exits first or a
+/// minute passes.
+fn wait_until_ready<T>(child: &mut Child, server: &str, mut ready: impl FnMut() -> Option<T>) -> Result<T, String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(value) = ready() {
+            return Ok(value);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("{server} exited at start: {status}"));
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{server} was not ready within 60 s"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
