@@ -50,6 +50,7 @@ fn runner_for(options: &PipelineOptions) -> Result<Box<dyn Runner + Send>, Pipel
                 crate::options::WorkerEnvironment::External => runnel_runner_portable::WorkerEnvironment::External,
                 crate::options::WorkerEnvironment::Process => runnel_runner_portable::WorkerEnvironment::Process,
             },
+            streaming: options.streaming,
         })),
         RunnerKind::Grpc => Err(PipelineError::RunnerNotAvailable("grpc")),
     }

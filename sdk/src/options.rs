@@ -14,8 +14,8 @@ pub enum RunnerKind {
     #[value(help = "Parallel batch runner on all cores [available]")]
     Rayon,
     /// A Beam job server (Flink, Spark, Prism, Beam Python's job service), given by
-    /// `--job-endpoint` (in this build; batch pipelines).
-    #[value(help = "A Beam job server given by --job-endpoint (batch) [available]")]
+    /// `--job-endpoint` (in this build; streaming with `--streaming`, on Prism or Flink).
+    #[value(help = "A Beam job server given by --job-endpoint [available]")]
     Portable,
     /// Distributed runner: a coordinator and worker processes (not in this build yet).
     #[value(help = "Distributed runner: a coordinator and worker processes [not in this build yet]")]
@@ -93,6 +93,11 @@ pub struct PipelineOptions {
     /// portable runner: where the job server runs the program's code.
     #[arg(long, value_enum, default_value_t = WorkerEnvironment::External)]
     pub environment_type: WorkerEnvironment,
+    /// portable runner: the job server runs streaming pipelines (Prism, Flink), so TestStreams
+    /// and processing-time triggers are sent rather than refused (Beam Python's job service is
+    /// batch-only).
+    #[arg(long)]
+    pub streaming: bool,
     /// grpc runner: number of worker processes.
     #[arg(long)]
     pub workers: Option<usize>,
@@ -148,6 +153,7 @@ impl Default for PipelineOptions {
             bundle_size: 1024,
             job_endpoint: None,
             environment_type: WorkerEnvironment::External,
+            streaming: false,
             workers: None,
             refuse_unsafe_triggers: false,
             explain: false,
@@ -244,6 +250,12 @@ impl PipelineOptions {
     /// Sets where the portable runner's job server runs the program's code.
     pub fn with_environment_type(mut self, environment: WorkerEnvironment) -> Self {
         self.environment_type = environment;
+        self
+    }
+
+    /// Says whether the portable runner's job server runs streaming pipelines (`--streaming`).
+    pub fn with_streaming(mut self, on: bool) -> Self {
+        self.streaming = on;
         self
     }
 

@@ -38,6 +38,9 @@ pub const DATA_SINK: &str = "beam:runner:sink:v1";
 pub enum Wire {
     /// `length_prefix(…)`: a Runnel value's bytes behind a varint length.
     Prefixed,
+    /// `length_prefix` of a coder Beam knows (a runner may add one, as Prism does around the
+    /// values of a TestStream's pairs): a varint length, then that coder's framing.
+    PrefixedWire(Box<Wire>),
     /// `kv`: key then value.
     Kv(Box<Wire>, Box<Wire>),
     /// `iterable`: a count, then the elements.
@@ -55,8 +58,17 @@ impl Wire {
             let cid = c.component_coder_ids.get(i).ok_or_else(|| format!("coder '{id}' lacks component {i}"))?;
             Ok(Box::new(Wire::of(cid, coders)?))
         };
+        let component_urn = |i: usize| {
+            let cid = c.component_coder_ids.get(i)?;
+            coders.get(cid)?.spec.as_ref().map(|s| s.urn.as_str())
+        };
         Ok(match urn {
-            coders::urn::LENGTH_PREFIX => Wire::Prefixed,
+            coders::urn::LENGTH_PREFIX => match component_urn(0) {
+                Some(coders::urn::LENGTH_PREFIX | coders::urn::KV | coders::urn::ITERABLE) => {
+                    Wire::PrefixedWire(comp(0)?)
+                }
+                _ => Wire::Prefixed,
+            },
             coders::urn::KV => Wire::Kv(comp(0)?, comp(1)?),
             coders::urn::ITERABLE => Wire::Iterable(comp(0)?),
             coders::urn::BYTES => Wire::Bytes,
@@ -69,6 +81,13 @@ impl Wire {
     fn to_runnel(&self, input: &mut &[u8], context: Context, out: &mut Vec<u8>) -> Result<(), UserError> {
         match self {
             Wire::Prefixed => out.extend_from_slice(coders::read_bytes(input, Context::Nested)?),
+            Wire::PrefixedWire(inner) => {
+                let mut framed = coders::read_bytes(input, Context::Nested)?;
+                inner.to_runnel(&mut framed, Context::Outer, out)?;
+                if !framed.is_empty() {
+                    return Err(format!("{} bytes left inside a length prefix", framed.len()).into());
+                }
+            }
             Wire::Bytes => {
                 coders::read_bytes(input, context)?;
             }
@@ -96,9 +115,19 @@ impl Wire {
     }
 
     /// Appends Beam's framing of a Runnel value's bytes (`key_len`: where a pair's key ends).
-    fn frame_runnel(&self, value: &[u8], key_len: Option<usize>, out: &mut Vec<u8>) -> Result<(), UserError> {
+    pub(crate) fn frame_runnel(
+        &self,
+        value: &[u8],
+        key_len: Option<usize>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), UserError> {
         match (self, key_len) {
             (Wire::Prefixed, _) => coders::write_bytes(value, Context::Nested, out),
+            (Wire::PrefixedWire(inner), _) => {
+                let mut framed = Vec::with_capacity(value.len() + 4);
+                inner.frame_runnel(value, key_len, &mut framed)?;
+                coders::write_bytes(&framed, Context::Nested, out);
+            }
             (Wire::Kv(k, v), Some(at)) if at <= value.len() => {
                 k.frame_runnel(&value[..at], None, out)?;
                 v.frame_runnel(&value[at..], None, out)?;
@@ -628,5 +657,42 @@ impl SideInputSource for StateSideInputs {
             ops.push_decoded(&mut batch, &meta, &value)?;
         }
         Ok(batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn coder(urn: &str, components: &[&str]) -> pb::Coder {
+        pb::Coder {
+            spec: Some(pb::FunctionSpec { urn: urn.to_string(), payload: vec![] }),
+            component_coder_ids: components.iter().map(|c| c.to_string()).collect(),
+        }
+    }
+
+    /// Prism length-prefixes the values of a TestStream's pairs once more: KV(k, LP(LP(serde))).
+    /// The harness must see through the added prefix both ways.
+    #[test]
+    fn a_length_prefix_around_a_known_coder_is_seen_through() {
+        let coders = BTreeMap::from([
+            ("serde".to_string(), coder(runnel_model::urns::SERDE_CODER, &[])),
+            ("lp".to_string(), coder(coders::urn::LENGTH_PREFIX, &["serde"])),
+            ("lp_lp".to_string(), coder(coders::urn::LENGTH_PREFIX, &["lp"])),
+            ("kv".to_string(), coder(coders::urn::KV, &["lp", "lp_lp"])),
+        ]);
+        let wire = Wire::of("kv", &coders).unwrap();
+        assert_eq!(wire, Wire::Kv(Box::new(Wire::Prefixed), Box::new(Wire::PrefixedWire(Box::new(Wire::Prefixed)))));
+        // Runnel's bytes of a pair: key "k" (2 bytes here), value (3 bytes).
+        let runnel = [1u8, 2, 7, 8, 9];
+        let mut beam = Vec::new();
+        wire.frame_runnel(&runnel, Some(2), &mut beam).unwrap();
+        assert_eq!(beam, vec![2, 1, 2, 4, 3, 7, 8, 9]);
+        let mut back = Vec::new();
+        wire.to_runnel(&mut beam.as_slice(), Context::Outer, &mut back).unwrap();
+        assert_eq!(back, runnel);
+        // Bytes left inside the outer prefix are an error, not ignored.
+        let mut input: &[u8] = &[2, 1, 2, 5, 3, 7, 8, 9, 0];
+        assert!(wire.to_runnel(&mut input, Context::Outer, &mut Vec::new()).is_err());
     }
 }

@@ -32,6 +32,13 @@ pub enum JobError {
         /// gRPC code and message.
         status: String,
     },
+    /// The job server refused the pipeline when preparing it (a feature it does not implement,
+    /// an invalid graph): nothing ran.
+    #[error("the job server refused the pipeline: {message}")]
+    Rejected {
+        /// The job server's reason.
+        message: String,
+    },
     /// The job ended in a state other than DONE.
     #[error("job {job_id} ended {state}{}", if .messages.is_empty() { String::new() } else { format!(": {}", .messages.join("; ")) })]
     Failed {
@@ -142,7 +149,17 @@ impl JobClient {
             pipeline_options: Some(prost_types::Struct { fields }),
             job_name: job_name.to_string(),
         };
-        let response = self.runtime.block_on(self.client.prepare(request)).map_err(call_error("Prepare"))?.into_inner();
+        let response = self
+            .runtime
+            .block_on(self.client.prepare(request))
+            .map_err(|status| match status.code() {
+                // The job server could not be asked: not a verdict on the pipeline.
+                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
+                    call_error("Prepare")(status)
+                }
+                _ => JobError::Rejected { message: status.message().to_string() },
+            })?
+            .into_inner();
         Ok(response.preparation_id)
     }
 

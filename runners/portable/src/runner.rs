@@ -2,9 +2,9 @@
 
 use crate::harness::WorkerPool;
 use crate::job::JobClient;
-use crate::translate::{graph_fingerprint, translate, EnvironmentSpec, TranslateOptions};
+use crate::translate::{graph_fingerprint, translate_job, EnvironmentSpec, TranslateOptions};
 use runnel_model::exec::Job;
-use runnel_runner_core::capability::Capabilities;
+use runnel_runner_core::capability::{Capabilities, Capability};
 use runnel_runner_core::plan::PlanOptions;
 use runnel_runner_core::{JobResult, JobState, RunError, Runner, RunnerOptions};
 use std::collections::BTreeMap;
@@ -12,14 +12,18 @@ use std::collections::BTreeMap;
 const NAME: &str = "portable";
 
 /// Runs a job on a Beam job server: translates the graph, serves the job's code as an EXTERNAL
-/// worker pool on loopback, submits, and waits for the job to end. Batch only for now (the
-/// tested job server, Beam Python's, is batch only; streaming needs Prism or Flink).
+/// worker pool on loopback (or has the job server start it, PROCESS), submits, and waits for the
+/// job to end. A job server is taken as batch-only (Beam Python's is) unless `streaming` says it
+/// runs streaming pipelines (Prism, Flink): then TestStreams and processing-time triggers are
+/// sent, not refused.
 #[derive(Clone, Debug)]
 pub struct PortableRunner {
     /// `HOST:PORT` of the job server (`--job-endpoint`).
     pub job_endpoint: Option<String>,
     /// Where the job server runs the program's code (`--environment-type`).
     pub environment: WorkerEnvironment,
+    /// Whether the job server runs streaming pipelines (`--streaming`).
+    pub streaming: bool,
 }
 
 /// Where the job server runs the program's code.
@@ -76,7 +80,12 @@ impl Runner for PortableRunner {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::batch_only()
+        if self.streaming {
+            // Unbounded sources would need splittable DoFns, not built yet.
+            Capabilities::of(&[Capability::TestStream, Capability::ProcessingTime])
+        } else {
+            Capabilities::batch_only()
+        }
     }
 
     fn plan_options(&self) -> PlanOptions {
@@ -104,7 +113,13 @@ impl Runner for PortableRunner {
             });
         };
         let fingerprint = graph_fingerprint(&job.graph);
-        let graph = job.graph.clone();
+        let options = TranslateOptions {
+            // Only the environment's address is not known before the pool starts.
+            environment: EnvironmentSpec::Process { command: String::new() },
+            batch_only: !self.streaming,
+        };
+        let mut pipeline =
+            translate_job(&job, &options).map_err(|e| RunError::Refused { runner: NAME, reason: e.to_string() })?;
         // The pool serves EXTERNAL workers; in PROCESS mode it only stays idle.
         let pool =
             WorkerPool::start(job, fingerprint).map_err(|e| failed(format!("cannot serve the worker pool: {e}")))?;
@@ -117,14 +132,18 @@ impl Runner for PortableRunner {
                 EnvironmentSpec::Process { command: launcher.to_string_lossy().into_owned() }
             }
         };
-        let options = TranslateOptions { environment, batch_only: true };
-        let pipeline =
-            translate(&graph, &options).map_err(|e| RunError::Refused { runner: NAME, reason: e.to_string() })?;
+        crate::translate::set_environment(&mut pipeline, &environment);
         let mut client = JobClient::connect(&endpoint).map_err(failed)?;
         let name = format!("runnel-{}", std::process::id());
-        let preparation = client
-            .prepare(pipeline, &BTreeMap::from([("job_name".to_string(), name.clone())]), &name)
-            .map_err(failed)?;
+        let mut job_options = BTreeMap::from([("job_name".to_string(), name.clone())]);
+        if self.streaming {
+            // What Beam's SDKs send for an unbounded pipeline (Flink reads it).
+            job_options.insert("streaming".to_string(), "true".to_string());
+        }
+        let preparation = client.prepare(pipeline, &job_options, &name).map_err(|e| match e {
+            e @ crate::job::JobError::Rejected { .. } => RunError::Refused { runner: NAME, reason: e.to_string() },
+            e => failed(e),
+        })?;
         let job_id = client.run(&preparation).map_err(failed)?;
         tracing::info!(job_id, endpoint, "submitted to the Beam job server");
         let outcome = client

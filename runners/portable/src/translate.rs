@@ -15,18 +15,23 @@
 //! - **User code** (ParDo, Create, CombineFn) is named, not shipped: each `FunctionSpec` payload
 //!   is a [`FnPayload`] naming the Runnel transform and the graph's fingerprint; the SDK harness
 //!   (the same binary) rebuilds the pipeline and finds the code there.
+//! - **TestStream** becomes `beam:transform:teststream:v1`, run by the runner: its elements,
+//!   made by the program, are encoded into the payload with the output's Beam coder, so the
+//!   translation needs the job's code as well as its graph ([`translate_job`]).
 //! - **Refused** before anything is submitted: retracting accumulation (no Beam wire form),
-//!   TestStream (its elements live in the program), unbounded sources on a batch-only target,
-//!   user window functions and triggers a Beam runner cannot evaluate.
+//!   TestStream and unbounded sources on a batch-only target, unbounded sources anywhere (no
+//!   splittable DoFn yet), user window functions and triggers a Beam runner cannot evaluate.
 
+use crate::bundle::Wire;
 use crate::coders::urn as coder_urn;
 use crate::proto::pipeline as pb;
+use runnel_model::exec::{Bindings, Executable, Job};
 use runnel_model::graph::{CombinePayload, CreatePayload, ParDoPayload, WindowIntoPayload};
 use runnel_model::windowing::{
     AccumulationMode, ClosingBehavior, OnTimeBehavior, TimeTransform, TimestampCombiner, Trigger, WindowFnSpec,
     WindowingStrategy,
 };
-use runnel_model::{urns, Boundedness, Graph, GraphError, Transform};
+use runnel_model::{urns, Boundedness, Graph, GraphError, TestStreamEvent, TestStreamPayload, Transform};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use thiserror::Error;
@@ -45,6 +50,8 @@ pub mod beam_urn {
     pub const WINDOW_INTO: &str = "beam:transform:window_into:v1";
     /// Redistribution.
     pub const RESHUFFLE: &str = "beam:transform:reshuffle:v1";
+    /// A scripted stream, replayed by the runner.
+    pub const TEST_STREAM: &str = "beam:transform:teststream:v1";
     /// The composite Combine per key.
     pub const COMBINE_PER_KEY: &str = "beam:transform:combine_per_key:v1";
     /// Combining the grouped values of each key (the unlifted second half of a Combine).
@@ -155,10 +162,30 @@ pub fn graph_fingerprint(graph: &Graph) -> String {
     format!("{h:016x}")
 }
 
-/// Translates `graph` into a Beam pipeline, or says why it cannot.
+/// Translates `graph` into a Beam pipeline, or says why it cannot. A graph with a TestStream
+/// needs its job's code: see [`translate_job`].
 pub fn translate(graph: &Graph, options: &TranslateOptions) -> Result<pb::Pipeline, TranslateError> {
-    let mut t =
-        Translator { graph, fingerprint: graph_fingerprint(graph), components: pb::Components::default(), options };
+    translate_with(graph, None, options)
+}
+
+/// Translates a job into a Beam pipeline, or says why it cannot: the graph, plus what only its
+/// code gives (a TestStream's elements).
+pub fn translate_job(job: &Job, options: &TranslateOptions) -> Result<pb::Pipeline, TranslateError> {
+    translate_with(&job.graph, Some(&job.bindings), options)
+}
+
+fn translate_with(
+    graph: &Graph,
+    bindings: Option<&Bindings>,
+    options: &TranslateOptions,
+) -> Result<pb::Pipeline, TranslateError> {
+    let mut t = Translator {
+        graph,
+        bindings,
+        fingerprint: graph_fingerprint(graph),
+        components: pb::Components::default(),
+        options,
+    };
     t.check_refusals()?;
     t.environment();
     t.standard_coders();
@@ -192,6 +219,49 @@ pub fn translate(graph: &Graph, options: &TranslateOptions) -> Result<pb::Pipeli
     })
 }
 
+/// Replaces where a translated pipeline's SDK transforms run (the address of an EXTERNAL pool
+/// is known only once it serves, after the translation has been checked).
+pub fn set_environment(pipeline: &mut pb::Pipeline, spec: &EnvironmentSpec) {
+    let components = pipeline.components.get_or_insert_with(Default::default);
+    components.environments.insert(ENVIRONMENT_ID.to_string(), environment(spec));
+}
+
+/// The environment of every SDK transform: how to reach the code, and the coders it knows.
+fn environment(spec: &EnvironmentSpec) -> pb::Environment {
+    let mut capabilities: Vec<String> = [
+        coder_urn::BYTES,
+        coder_urn::STRING_UTF8,
+        coder_urn::BOOL,
+        coder_urn::VARINT,
+        coder_urn::DOUBLE,
+        coder_urn::KV,
+        coder_urn::ITERABLE,
+        coder_urn::LENGTH_PREFIX,
+        coder_urn::GLOBAL_WINDOW,
+        coder_urn::INTERVAL_WINDOW,
+        coder_urn::WINDOWED_VALUE,
+        urns::SERDE_CODER,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    capabilities.sort();
+    let (urn, payload) = match spec {
+        EnvironmentSpec::External { endpoint } => (
+            beam_urn::ENV_EXTERNAL,
+            prost::Message::encode_to_vec(&pb::ExternalPayload {
+                endpoint: Some(pb::ApiServiceDescriptor { url: endpoint.clone(), authentication: None }),
+                params: BTreeMap::new(),
+            }),
+        ),
+        EnvironmentSpec::Process { command } => (
+            beam_urn::ENV_PROCESS,
+            prost::Message::encode_to_vec(&pb::ProcessPayload { command: command.clone(), ..Default::default() }),
+        ),
+    };
+    pb::Environment { urn: urn.to_string(), payload, capabilities, ..Default::default() }
+}
+
 fn bounded(b: Boundedness) -> pb::is_bounded::Enum {
     match b {
         Boundedness::Bounded => pb::is_bounded::Enum::Bounded,
@@ -221,6 +291,7 @@ fn only<'a>(t: &'a Transform, map: &'a BTreeMap<String, String>, what: &str) -> 
 
 struct Translator<'a> {
     graph: &'a Graph,
+    bindings: Option<&'a Bindings>,
     fingerprint: String,
     components: pb::Components,
     options: &'a TranslateOptions,
@@ -231,11 +302,11 @@ impl Translator<'_> {
     fn check_refusals(&self) -> Result<(), TranslateError> {
         for t in self.graph.transforms.values() {
             match t.urn.as_str() {
-                urns::TEST_STREAM => {
+                urns::TEST_STREAM if self.options.batch_only => {
                     return unsupported(
                         &t.unique_name,
-                        "TestStream has no Beam form here: its elements live in the program, not the graph \
-                         (run it on the direct runner)",
+                        "a TestStream needs a streaming job server, and this one is taken as batch-only (Beam \
+                         Python's job service runs bounded pipelines only; pass --streaming for Prism or Flink)",
                     )
                 }
                 urns::READ_UNBOUNDED if self.options.batch_only => {
@@ -268,41 +339,7 @@ impl Translator<'_> {
     }
 
     fn environment(&mut self) {
-        let mut capabilities: Vec<String> = [
-            coder_urn::BYTES,
-            coder_urn::STRING_UTF8,
-            coder_urn::BOOL,
-            coder_urn::VARINT,
-            coder_urn::DOUBLE,
-            coder_urn::KV,
-            coder_urn::ITERABLE,
-            coder_urn::LENGTH_PREFIX,
-            coder_urn::GLOBAL_WINDOW,
-            coder_urn::INTERVAL_WINDOW,
-            coder_urn::WINDOWED_VALUE,
-            urns::SERDE_CODER,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        capabilities.sort();
-        let (urn, payload) = match &self.options.environment {
-            EnvironmentSpec::External { endpoint } => (
-                beam_urn::ENV_EXTERNAL,
-                prost::Message::encode_to_vec(&pb::ExternalPayload {
-                    endpoint: Some(pb::ApiServiceDescriptor { url: endpoint.clone(), authentication: None }),
-                    params: BTreeMap::new(),
-                }),
-            ),
-            EnvironmentSpec::Process { command } => (
-                beam_urn::ENV_PROCESS,
-                prost::Message::encode_to_vec(&pb::ProcessPayload { command: command.clone(), ..Default::default() }),
-            ),
-        };
-        self.components.environments.insert(
-            ENVIRONMENT_ID.to_string(),
-            pb::Environment { urn: urn.to_string(), payload, capabilities, ..Default::default() },
-        );
+        self.components.environments.insert(ENVIRONMENT_ID.to_string(), environment(&self.options.environment));
     }
 
     fn standard_coders(&mut self) {
@@ -405,6 +442,7 @@ impl Translator<'_> {
                 p
             }
             urns::CREATE => return self.create(t),
+            urns::TEST_STREAM => return self.test_stream(t),
             urns::COMBINE_PER_KEY => return self.combine(t),
             urns::PAR_DO => self.par_do(t)?,
             urns::GROUP_BY_KEY => ptransform(name, spec(beam_urn::GROUP_BY_KEY, vec![]), ""),
@@ -497,6 +535,82 @@ impl Translator<'_> {
         composite.outputs = one("out", &out);
         composite.subtransforms = vec![impulse_id, emit_id];
         self.insert(name, composite);
+        Ok(())
+    }
+
+    /// TestStream → `beam:transform:teststream:v1`, a root the runner replays: each element
+    /// encoded with the output's Beam coder (its framing of Runnel's value bytes), each watermark
+    /// and processing-time advance as Beam's event.
+    fn test_stream(&mut self, t: &Transform) -> Result<(), TranslateError> {
+        let name = t.unique_name.as_str();
+        let payload: TestStreamPayload = t.payload_as()?;
+        let out = only(t, &t.outputs, "output")?.to_string();
+        let Some(bindings) = self.bindings else {
+            return unsupported(
+                name,
+                "a TestStream's elements are made by the program: translate the job, not its graph",
+            );
+        };
+        let Some(Executable::TestStream { elements, .. }) = bindings.transforms.get(name) else {
+            return unsupported(name, "the job has no code for this TestStream");
+        };
+        let Some(ops) = bindings.elements.get(&out) else {
+            return unsupported(name, format!("the job has no element operations for '{out}'"));
+        };
+        let coder_id = self.graph.pcollections[&out].coder_id.clone();
+        let wire = Wire::of(&coder_id, &self.components.coders)
+            .map_err(|e| TranslateError::Unsupported { transform: name.to_string(), reason: e.to_string() })?;
+        let batches = elements().map_err(|e| TranslateError::Unsupported {
+            transform: name.to_string(),
+            reason: format!("its elements could not be made: {e}"),
+        })?;
+        let mut batches = batches.into_iter();
+        let mut events = Vec::with_capacity(payload.events.len());
+        use pb::test_stream_payload::event::{AddElements, AdvanceProcessingTime, AdvanceWatermark, Event};
+        for event in &payload.events {
+            let event = match event {
+                TestStreamEvent::AddElements { count } => {
+                    let Some(batch) = batches.next() else {
+                        return unsupported(name, "the program made fewer element batches than the graph lists");
+                    };
+                    let mut encoded = Vec::with_capacity(*count);
+                    let mut failure = None;
+                    let framed = ops.encode_values(&batch, &mut |meta, value, key_len| {
+                        let mut bytes = Vec::with_capacity(value.len() + 2);
+                        if let Err(e) = wire.frame_runnel(value, key_len, &mut bytes) {
+                            failure = Some(e.to_string());
+                        }
+                        encoded.push(pb::test_stream_payload::TimestampedElement {
+                            encoded_element: bytes,
+                            timestamp: meta.timestamp.millis(),
+                        });
+                        Ok(())
+                    });
+                    if let Some(reason) = failure.or(framed.err().map(|e| e.to_string())) {
+                        return unsupported(name, format!("an element cannot be encoded for Beam: {reason}"));
+                    }
+                    if encoded.len() != *count {
+                        return unsupported(
+                            name,
+                            format!("the program made {} elements where the graph lists {count}", encoded.len()),
+                        );
+                    }
+                    Event::ElementEvent(AddElements { elements: encoded, tag: String::new() })
+                }
+                TestStreamEvent::AdvanceWatermark { watermark } => {
+                    Event::WatermarkEvent(AdvanceWatermark { new_watermark: watermark.millis(), tag: String::new() })
+                }
+                TestStreamEvent::AdvanceProcessingTime { advance_ms } => {
+                    Event::ProcessingTimeEvent(AdvanceProcessingTime { advance_duration: *advance_ms })
+                }
+            };
+            events.push(pb::test_stream_payload::Event { event: Some(event) });
+        }
+        let beam_payload = pb::TestStreamPayload { coder_id, events, endpoint: None };
+        // A runner transform: no environment.
+        let mut beam = ptransform(name, spec(beam_urn::TEST_STREAM, prost::Message::encode_to_vec(&beam_payload)), "");
+        beam.outputs = t.outputs.clone();
+        self.insert(name, beam);
         Ok(())
     }
 

@@ -5,7 +5,7 @@ use prost::Message;
 use runnel::prelude::*;
 use runnel_runner_portable::proto::pipeline as pb;
 use runnel_runner_portable::translate::{
-    graph_fingerprint, translate, EnvironmentSpec, FnPayload, TranslateError, TranslateOptions,
+    graph_fingerprint, translate, translate_job, EnvironmentSpec, FnPayload, TranslateError, TranslateOptions,
 };
 use std::fmt::Write as _;
 
@@ -177,11 +177,73 @@ fn retracting_accumulation_is_refused() {
 }
 
 #[test]
-fn test_stream_is_refused() {
+fn a_test_stream_is_refused_on_a_batch_only_job_server() {
     let p = Pipeline::new(PipelineOptions::default());
     p.apply("Stream", TestStream::new().add_elements(vec![(1i64, 5)]).advance_watermark_to_infinity());
+    let e = refusal(&p, true);
+    assert!(e.starts_with("transform 'Stream': a TestStream needs a streaming job server"), "{e}");
+    // Without the job's code, its elements are unknown: the graph alone is not enough.
     let e = refusal(&p, false);
-    assert!(e.starts_with("transform 'Stream': TestStream"), "{e}");
+    assert!(e.contains("translate the job, not its graph"), "{e}");
+}
+
+#[test]
+fn a_test_stream_becomes_beams_test_stream_with_its_elements_encoded() {
+    let p = Pipeline::new(PipelineOptions::default());
+    let stream = TestStream::new()
+        .add_elements(vec![(("a".to_string(), 1i64), 5), (("b".to_string(), 2), 7)])
+        .advance_watermark_to(10)
+        .advance_processing_time(60_000)
+        .add_elements(vec![(("a".to_string(), 3), 12)])
+        .advance_watermark_to_infinity();
+    p.apply("Stream", stream).group_by_key("Group");
+    let job = p.job().unwrap();
+    let pipeline = translate_job(&job, &TranslateOptions { batch_only: false, ..options() }).unwrap();
+    let c = pipeline.components.unwrap();
+    let t = &c.transforms["Stream"];
+    let spec = t.spec.as_ref().unwrap();
+    assert_eq!(spec.urn, "beam:transform:teststream:v1");
+    assert!(t.environment_id.is_empty(), "the runner replays a TestStream");
+    assert!(pipeline.root_transform_ids.contains(&"Stream".to_string()));
+    let payload = pb::TestStreamPayload::decode(spec.payload.as_slice()).unwrap();
+    let out = t.outputs.values().next().unwrap();
+    assert_eq!(payload.coder_id, c.pcollections[out].coder_id);
+    use pb::test_stream_payload::event::Event;
+    let events: Vec<String> = payload
+        .events
+        .iter()
+        .map(|e| match e.event.as_ref().unwrap() {
+            Event::ElementEvent(add) => {
+                let elements: Vec<String> =
+                    add.elements.iter().map(|e| format!("{:02x?}@{}", e.encoded_element, e.timestamp)).collect();
+                format!("elements {}", elements.join(" "))
+            }
+            Event::WatermarkEvent(w) => format!("watermark {}", w.new_watermark),
+            Event::ProcessingTimeEvent(p) => format!("processing time +{}", p.advance_duration),
+        })
+        .collect();
+    // Grouped downstream, the pairs are KV(length_prefix(serde), length_prefix(serde)): each part
+    // is bincode's bytes behind a varint length (a string: 8-byte length, then UTF-8; an i64: 8
+    // bytes little-endian).
+    let kv = |k: &str, v: i64, ts: i64| {
+        let mut key = (k.len() as u64).to_le_bytes().to_vec();
+        key.extend_from_slice(k.as_bytes());
+        let mut bytes = vec![key.len() as u8];
+        bytes.extend(key);
+        bytes.push(8);
+        bytes.extend_from_slice(&v.to_le_bytes());
+        format!("{bytes:02x?}@{ts}")
+    };
+    assert_eq!(
+        events,
+        vec![
+            format!("elements {} {}", kv("a", 1, 5), kv("b", 2, 7)),
+            "watermark 10".to_string(),
+            "processing time +60000".to_string(),
+            format!("elements {}", kv("a", 3, 12)),
+            format!("watermark {}", Timestamp::MAX.millis()),
+        ]
+    );
 }
 
 #[test]
