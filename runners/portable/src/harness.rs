@@ -9,10 +9,12 @@
 //! `is_last`; side inputs are read through the state API. The bundle's user metrics go back as
 //! monitoring infos in its response. When the runner ends the control stream, the worker drops
 //! its data and state streams, half-closing them (a runner otherwise waits out a shutdown grace
-//! period). Not done: the logging stream (log records go to the worker process's own stderr),
-//! splitting, user state and timers.
+//! period). What the program logs (`tracing`) while running a bundle also goes to the runner's
+//! logging service, tagged with the bundle ([`crate::logging`]). Not done: splitting, user state
+//! and timers.
 
 use crate::bundle::{BundleProcessor, Emit, StateRead, StateSideInputs, DATA_SINK, DATA_SOURCE};
+use crate::logging::{LogForwarding, LogSink};
 use crate::monitoring::{to_monitoring_infos, ShortIds};
 use crate::proto::fn_execution as fnapi;
 use fnapi::beam_fn_control_client::BeamFnControlClient;
@@ -94,6 +96,10 @@ impl BeamFnExternalWorkerPool for Pool {
             processors: Mutex::default(),
             data: tokio::sync::Mutex::default(),
             state: tokio::sync::Mutex::default(),
+            logging: Mutex::new(logging_of(
+                crate::logging::endpoint(request.logging_endpoint.as_ref()),
+                &request.worker_id,
+            )),
         });
         tokio::spawn(async move {
             if let Err(e) = worker.clone().control_loop(&control).await {
@@ -107,6 +113,8 @@ impl BeamFnExternalWorkerPool for Pool {
                 routes.listening.clear();
             }
             worker.state.lock().await.clear();
+            // This process goes on: the rest of the log leaves in the background.
+            let _ = worker.close_logging();
         });
         Ok(tonic::Response::new(fnapi::StartWorkerResponse { error: String::new() }))
     }
@@ -128,7 +136,7 @@ fn http(url: &str) -> String {
     }
 }
 
-async fn channel(url: &str) -> Result<tonic::transport::Channel, String> {
+pub(crate) async fn channel(url: &str) -> Result<tonic::transport::Channel, String> {
     tonic::transport::Endpoint::from_shared(http(url))
         .map_err(|e| e.to_string())?
         .connect()
@@ -137,7 +145,7 @@ async fn channel(url: &str) -> Result<tonic::transport::Channel, String> {
 }
 
 /// A request carrying the worker id header, by which Beam runners tell workers apart.
-fn with_worker_id<T>(worker_id: &str, body: T) -> tonic::Request<T> {
+pub(crate) fn with_worker_id<T>(worker_id: &str, body: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(body);
     if let Ok(v) = worker_id.parse() {
         request.metadata_mut().insert("worker_id", v);
@@ -215,9 +223,30 @@ struct Worker {
     /// second one beside another bundle's.
     data: tokio::sync::Mutex<HashMap<String, Arc<DataConn>>>,
     state: tokio::sync::Mutex<HashMap<String, Arc<StateConn>>>,
+    /// The logging stream, and the dispatcher bundles log through; taken (half-closing the
+    /// stream) when the control stream ends.
+    logging: Mutex<Option<(Arc<LogSink>, tracing::Dispatch)>>,
+}
+
+/// Opens the logging stream to `endpoint`, if the runner named one (within a runtime).
+fn logging_of(endpoint: Option<String>, worker_id: &str) -> Option<(Arc<LogSink>, tracing::Dispatch)> {
+    let sink = LogSink::open(&endpoint?, worker_id);
+    let dispatch = LogForwarding::dispatch(sink.clone());
+    Some((sink, dispatch))
 }
 
 impl Worker {
+    /// Drops the worker's hold on its logging stream (bundles still running keep theirs), says
+    /// how many entries it could not send, and gives the task that sends the rest.
+    fn close_logging(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let (sink, _) = lock(&self.logging).take()?;
+        let lost = sink.undelivered();
+        if lost > 0 {
+            eprintln!("runnel worker {}: {lost} log entries could not be sent to the runner", self.id);
+        }
+        sink.take_call()
+    }
+
     /// Serves the control stream until the runner ends it.
     async fn control_loop(self: Arc<Self>, endpoint: &str) -> Result<(), String> {
         let mut client = BeamFnControlClient::new(channel(endpoint).await?).max_decoding_message_size(256 << 20);
@@ -517,7 +546,8 @@ impl Worker {
         }
         let (worker, instruction_owned, handle) =
             (self.clone(), instruction.to_string(), tokio::runtime::Handle::current());
-        let outcome = tokio::task::spawn_blocking(move || {
+        let logging = lock(&self.logging).as_ref().map(|(_, dispatch)| dispatch.clone());
+        let body = move || {
             tracing::trace!(instruction = instruction_owned, "processing");
             let (mut processor, current) = worker.processor(&descriptor, &handle)?;
             tracing::trace!(instruction = instruction_owned, "processor at hand");
@@ -595,6 +625,13 @@ impl Worker {
                     Err(message)
                 }
             }
+        };
+        let id = instruction.to_string();
+        let outcome = tokio::task::spawn_blocking(move || match logging {
+            Some(dispatch) => {
+                tracing::dispatcher::with_default(&dispatch, || crate::logging::in_instruction(&id, body))
+            }
+            None => body(),
         })
         .await
         .map_err(|e| format!("the bundle panicked: {e}"));
@@ -640,6 +677,7 @@ pub fn serve_process_worker(job: Job, fingerprint: String, flags: &str) -> Resul
         processors: Mutex::default(),
         data: tokio::sync::Mutex::default(),
         state: tokio::sync::Mutex::default(),
+        logging: Mutex::default(),
     });
     let result = runtime.block_on(async {
         let mut client = ProvisionServiceClient::new(channel(&provision).await?);
@@ -650,8 +688,14 @@ pub fn serve_process_worker(job: Job, fingerprint: String, flags: &str) -> Resul
             .into_inner()
             .info
             .unwrap_or_default();
+        *lock(&worker.logging) = logging_of(crate::logging::endpoint(info.logging_endpoint.as_ref()), &id);
         let control = info.control_endpoint.map(|e| e.url).ok_or("the provision info names no control endpoint")?;
-        worker.clone().control_loop(&control).await
+        let served = worker.clone().control_loop(&control).await;
+        // The process ends next: let the logging stream send what is queued first.
+        if let Some(call) = worker.close_logging() {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), call).await;
+        }
+        served
     });
     runtime.shutdown_background();
     result

@@ -16,6 +16,7 @@ pub mod coders;
 pub mod harness;
 pub mod job;
 pub mod local_job_service;
+pub mod logging;
 pub mod monitoring;
 pub mod proto;
 pub mod runner;

@@ -101,8 +101,14 @@ pub struct LocalPrism {
 
 impl LocalPrism {
     /// Starts it on a free port and waits (up to a minute) until it accepts connections. Fails,
-    /// naming the fix, when the binary is missing.
+    /// naming the fix, when the binary is missing. `RUNNEL_PRISM_LOG=FILE` keeps Prism's debug
+    /// log, for diagnosing a job.
     pub fn start() -> Result<LocalPrism, String> {
+        LocalPrism::start_with_log(std::env::var_os("RUNNEL_PRISM_LOG").as_deref().map(std::path::Path::new))
+    }
+
+    /// As [`LocalPrism::start`], with Prism's debug log appended to `log` if given.
+    pub fn start_with_log(log: Option<&std::path::Path>) -> Result<LocalPrism, String> {
         let prism = prism_binary();
         if !prism.exists() {
             return Err(format!(
@@ -114,13 +120,12 @@ impl LocalPrism {
             .and_then(|l| l.local_addr())
             .map_err(|e| format!("no free port for Prism: {e}"))?
             .port();
-        // `RUNNEL_PRISM_LOG=FILE` keeps Prism's debug log, for diagnosing a job.
-        let log = match std::env::var_os("RUNNEL_PRISM_LOG") {
+        let log = match log {
             Some(path) => Some(
                 std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
-                    .open(&path)
+                    .open(path)
                     .map_err(|e| format!("cannot write the Prism log: {e}"))?,
             ),
             None => None,
