@@ -118,6 +118,25 @@ pub trait ViewMaterializer: Send + Sync {
     fn materialize(&self, batches: &[Batch]) -> Result<BTreeMap<Window, ViewValue>, UserError>;
     /// The view of a window with no elements (an error for a singleton without default).
     fn empty(&self) -> Result<ViewValue, UserError>;
+    /// Whether the view looks values up by key ([`ViewMaterializer::lookup`]) where the runner
+    /// can serve them by key, rather than reading the whole window.
+    fn reads_by_key(&self) -> bool {
+        false
+    }
+    /// The view of one window over `keyed`, which fetches the values of a key when asked (for
+    /// views that [read by key](ViewMaterializer::reads_by_key)).
+    fn lookup(&self, keyed: Arc<dyn KeyedSideInput>) -> Result<ViewValue, UserError> {
+        let _ = keyed;
+        Err("this side input view reads whole windows, not keys".into())
+    }
+}
+
+/// One window of a side input of key-value pairs, read key by key (Beam's multimap side inputs):
+/// what a runner that keeps the side input elsewhere gives a view that looks values up by key.
+pub trait KeyedSideInput: Send + Sync {
+    /// The values of the key whose Runnel encoding is `key`, each as its Runnel encoding, in no
+    /// particular order (none for a key not in the window).
+    fn values(&self, key: &[u8]) -> Result<Vec<Vec<u8>>, UserError>;
 }
 
 /// What a DoFn instance can reach while it runs.

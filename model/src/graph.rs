@@ -223,6 +223,17 @@ pub enum ViewKind {
     Map,
     /// A map from key to all values of each key.
     MultiMap,
+    /// The value of a key, looked up when asked (not the whole window at once).
+    MapLookup,
+    /// The values of a key, looked up when asked (not the whole window at once).
+    MultimapLookup,
+}
+
+impl ViewKind {
+    /// Whether the view reads values key by key (Beam's multimap side input access).
+    pub fn reads_by_key(self) -> bool {
+        matches!(self, ViewKind::MapLookup | ViewKind::MultimapLookup)
+    }
 }
 
 /// A side input of a ParDo.

@@ -46,14 +46,14 @@ pub use runnel_model::{PaneInfo, PaneTiming, Timestamp, Window};
 pub use runnel_runner_core::capability::{Capabilities, Capability};
 pub use runnel_runner_core::runner::{Clock, ManualClock, WallClock};
 pub use runnel_runner_core::{Data as Element, JobState, Key};
-pub use side_input::{PCollectionView, View};
+pub use side_input::{MapLookup, MultimapLookup, PCollectionView, View};
 pub use transforms::Combine;
 
 /// Everything a pipeline author usually needs.
 pub mod prelude {
     pub use crate::combine::{self, CombineFn, CombinePerKey, Retraction};
     pub use crate::dofn::{DoFn, DoFnContext, OutputTag, ParDo};
-    pub use crate::side_input::{PCollectionView, View};
+    pub use crate::side_input::{MapLookup, MultimapLookup, PCollectionView, View};
     pub use crate::test_stream::TestStream;
     pub use crate::testing::{ExpectedPane, PAssert};
     pub use crate::transforms::*;

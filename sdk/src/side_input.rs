@@ -1,13 +1,15 @@
-//! Side inputs: whole PCollections presented to a DoFn as a singleton, list, or map.
+//! Side inputs: whole PCollections presented to a DoFn as a singleton, list, or map, or looked
+//! up key by key.
 
+use crate::error::BoxError;
 use crate::pipeline::PCollection;
-use runnel_model::exec::{Batch, UserError, ViewMaterializer, ViewValue};
+use runnel_model::exec::{Batch, KeyedSideInput, UserError, ViewMaterializer, ViewValue};
 use runnel_model::{ViewKind, Window};
-use runnel_runner_core::typed::downcast_ref;
+use runnel_runner_core::typed::{decode_value, downcast_ref, encode_value};
 use runnel_runner_core::{Data, Key};
 use std::collections::{BTreeMap, HashMap};
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// A PCollection as a side input whose per-window value has type `V`.
 ///
@@ -177,6 +179,113 @@ impl View {
         };
         view(pc, ViewKind::MultiMap, build, Some(Arc::new(|| Ok(HashMap::new()))))
     }
+
+    /// The value of each key, looked up when the DoFn asks ([`MapLookup::get`]), not read as a
+    /// whole window: for large side inputs on Beam runners, which serve it key by key. An error
+    /// at run time when a key looked up has several values.
+    pub fn as_map_lookup<K: Key, V: Data>(pc: &PCollection<(K, V)>) -> PCollectionView<MapLookup<K, V>> {
+        lookup_view(pc, ViewKind::MapLookup, MapLookup)
+    }
+
+    /// All values of each key, looked up when the DoFn asks ([`MultimapLookup::get`]), not read
+    /// as a whole window: for large side inputs on Beam runners, which serve it key by key.
+    pub fn as_multimap_lookup<K: Key, V: Data>(pc: &PCollection<(K, V)>) -> PCollectionView<MultimapLookup<K, V>> {
+        lookup_view(pc, ViewKind::MultimapLookup, |lookup| lookup)
+    }
+}
+
+/// The values of each key of a side input window, looked up when a DoFn asks
+/// ([`View::as_multimap_lookup`]). On a Beam runner the values of a key are fetched through the
+/// Fn API's multimap side inputs when first asked for (then kept for the bundle), so a large side
+/// input is never read whole; Runnel's own runners hold the window in memory.
+pub struct MultimapLookup<K, V> {
+    source: Lookup<K, V>,
+}
+
+enum Lookup<K, V> {
+    Memory(HashMap<K, Vec<V>>),
+    Keyed { keyed: Arc<dyn KeyedSideInput>, fetched: Mutex<HashMap<K, Vec<V>>> },
+}
+
+impl<K: Key, V: Data> MultimapLookup<K, V> {
+    /// The values of `key`, in no particular order (none when the window has no such key).
+    pub fn get(&self, key: &K) -> Result<Vec<V>, BoxError> {
+        match &self.source {
+            Lookup::Memory(map) => Ok(map.get(key).cloned().unwrap_or_default()),
+            Lookup::Keyed { keyed, fetched } => {
+                if let Some(values) = fetched.lock().unwrap_or_else(|e| e.into_inner()).get(key) {
+                    return Ok(values.clone());
+                }
+                let values = keyed
+                    .values(&encode_value(key)?)?
+                    .iter()
+                    .map(|bytes| decode_value::<V>(bytes))
+                    .collect::<Result<Vec<V>, _>>()?;
+                fetched.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), values.clone());
+                Ok(values)
+            }
+        }
+    }
+}
+
+/// The value of each key of a side input window, looked up when a DoFn asks
+/// ([`View::as_map_lookup`]): a [`MultimapLookup`] whose keys have one value each.
+pub struct MapLookup<K, V>(MultimapLookup<K, V>);
+
+impl<K: Key, V: Data> MapLookup<K, V> {
+    /// The value of `key`, if the window has it; an error if it has several.
+    pub fn get(&self, key: &K) -> Result<Option<V>, BoxError> {
+        let mut values = self.0.get(key)?;
+        match values.len() {
+            0 | 1 => Ok(values.pop()),
+            n => Err(format!("the map side input has {n} values for key {key:?}").into()),
+        }
+    }
+}
+
+/// Builds lookup views: in memory from whole windows, or over a runner's keyed reads.
+struct LookupView<K, V, L> {
+    wrap: fn(MultimapLookup<K, V>) -> L,
+}
+
+impl<K: Key, V: Data, L: Send + Sync + 'static> ViewMaterializer for LookupView<K, V, L> {
+    fn materialize(&self, batches: &[Batch]) -> Result<BTreeMap<Window, ViewValue>, UserError> {
+        let wrap = self.wrap;
+        let build = move |kvs: Vec<(K, V)>| {
+            let mut map: HashMap<K, Vec<V>> = HashMap::new();
+            for (k, v) in kvs {
+                map.entry(k).or_default().push(v);
+            }
+            Ok(wrap(MultimapLookup { source: Lookup::Memory(map) }))
+        };
+        TypedView { build: Arc::new(build), empty: None }.materialize(batches)
+    }
+
+    fn empty(&self) -> Result<ViewValue, UserError> {
+        Ok(Arc::new((self.wrap)(MultimapLookup { source: Lookup::Memory(HashMap::new()) })))
+    }
+
+    fn reads_by_key(&self) -> bool {
+        true
+    }
+
+    fn lookup(&self, keyed: Arc<dyn KeyedSideInput>) -> Result<ViewValue, UserError> {
+        Ok(Arc::new((self.wrap)(MultimapLookup { source: Lookup::Keyed { keyed, fetched: Mutex::default() } })))
+    }
+}
+
+fn lookup_view<K: Key, V: Data, L: Send + Sync + 'static>(
+    pc: &PCollection<(K, V)>,
+    kind: ViewKind,
+    wrap: fn(MultimapLookup<K, V>) -> L,
+) -> PCollectionView<L> {
+    // Read key by key, the side input must be pairs on the wire (Beam's KV coder).
+    pc.pipeline().lock().make_keyed::<K, V>(pc.id());
+    let mut view = view(pc, kind, |_: Vec<(K, V)>| Err::<L, _>("unused".to_string()), None);
+    if let Some(binding) = view.binding.as_mut() {
+        binding.materializer = Arc::new(LookupView { wrap });
+    }
+    view
 }
 
 fn single<T: Data>(mut values: Vec<T>) -> Result<T, String> {

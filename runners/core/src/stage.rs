@@ -18,7 +18,7 @@ use crate::plan::{OutputKind, Plan, RootKind, Stage};
 use crate::{panic_message, trigger, windows, RunError};
 use runnel_model::exec::{
     Batch, Bindings, DoFnFactory, DoFnInstance, ElementOps, ExecContext, Executable, KeyedContext, KeyedOperator,
-    SideInputAccess, UserError, ViewMaterializer, ViewValue, WindowAssigner,
+    KeyedSideInput, SideInputAccess, UserError, ViewMaterializer, ViewValue, WindowAssigner,
 };
 use runnel_model::metrics::{MetricsSnapshot, StepMetrics};
 use runnel_model::{urns, Graph, ParDoPayload, Timestamp, Window, WindowFnSpec, WindowIntoPayload};
@@ -307,6 +307,13 @@ pub trait SideInputSource: Send + Sync {
     /// The elements of side input `tag` of node `reader` in side window `window` (a batch of the
     /// side PCollection's elements, in that window).
     fn read(&self, reader: &str, tag: &str, window: &Window) -> Result<Batch, UserError>;
+    /// Side input `tag` of node `reader` in side window `window`, read key by key, where the
+    /// source can (`None`: only whole windows, through [`SideInputSource::read`]). Asked only for
+    /// views that read by key.
+    fn keyed(&self, reader: &str, tag: &str, window: &Window) -> Option<Arc<dyn KeyedSideInput>> {
+        let _ = (reader, tag, window);
+        None
+    }
 }
 
 impl StageExecutor {
@@ -1050,6 +1057,13 @@ fn read_sides(transform: &str, sides: &mut [SideSlot], main_windows: &[Window]) 
                 continue;
             }
             let step = format!("{transform} (side input '{}')", side.tag);
+            let keyed = if side.materializer.reads_by_key() { source.keyed(reader, &side.tag, &window) } else { None };
+            if let Some(keyed) = keyed {
+                // Nothing is read now: the view fetches the keys it is asked for.
+                let view = guarded(&step, || side.materializer.lookup(keyed))?;
+                side.views.insert(window, view);
+                continue;
+            }
             let batch = guarded(&step, || source.read(reader, &side.tag, &window))?;
             let view = guarded(&step, || {
                 let mut views = side.materializer.materialize(&[batch])?;

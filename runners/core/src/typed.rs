@@ -101,6 +101,19 @@ fn exact() -> impl bincode::Options {
     bincode::DefaultOptions::new().with_fixint_encoding().reject_trailing_bytes()
 }
 
+/// Runnel's bytes of a value (what [`ElementOps::encode_values`] gives for it).
+pub fn encode_value<T: Data>(value: &T) -> Result<Vec<u8>, UserError> {
+    bincode::serialize(value)
+        .map_err(|e| format!("cannot encode {value:?} of type {}: {e}", std::any::type_name::<T>()).into())
+}
+
+/// The value whose Runnel bytes are exactly `bytes`.
+pub fn decode_value<T: Data>(bytes: &[u8]) -> Result<T, UserError> {
+    exact()
+        .deserialize(bytes)
+        .map_err(|e| format!("{} bytes do not decode to a {}: {e}", bytes.len(), std::any::type_name::<T>()).into())
+}
+
 /// Appends one windowed element to `out`: its length as a varint (as Beam's length-prefix
 /// coder), then its bincode bytes.
 pub fn encode_element<T: Data>(wv: &WindowedValue<T>, out: &mut Vec<u8>) -> Result<(), UserError> {

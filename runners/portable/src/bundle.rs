@@ -16,7 +16,9 @@ use crate::proto::fn_execution as fnapi;
 use crate::proto::pipeline as pb;
 use crate::translate::{beam_urn, runnel_urn, FnPayload};
 use prost::Message;
-use runnel_model::exec::{Batch, DoFnInstance, ElementMeta, ElementOps, ExecContext, Executable, Job, UserError};
+use runnel_model::exec::{
+    Batch, DoFnInstance, ElementMeta, ElementOps, ExecContext, Executable, Job, KeyedSideInput, UserError,
+};
 use runnel_model::graph::{CombinePayload, ParDoPayload};
 use runnel_model::metrics::MetricsSnapshot;
 use runnel_model::{PaneInfo, Timestamp, Window};
@@ -596,8 +598,9 @@ fn topological(mut pending: Vec<FusedNode>, entries: &[FusedPort]) -> Result<Vec
 }
 
 /// Side inputs of one bundle, read through the state API: `(transform id, side input id,
-/// encoded window)` → the concatenated encoded values of all pages.
-pub type StateRead = dyn Fn(&str, &str, Vec<u8>) -> Result<Vec<u8>, UserError> + Send + Sync;
+/// encoded window, encoded key)` → the concatenated encoded values of all pages: every value of
+/// the window (no key: Beam's iterable side input) or of one key (Beam's multimap side input).
+pub type StateRead = dyn Fn(&str, &str, Vec<u8>, Option<Vec<u8>>) -> Result<Vec<u8>, UserError> + Send + Sync;
 
 /// How one side input's state comes: value framing, window coder, element operations.
 type SideWire = (Wire, coders::BeamCoder, Arc<dyn ElementOps>);
@@ -607,6 +610,32 @@ pub struct StateSideInputs {
     /// Per reading transform and side input id: value framing, window coder, element operations.
     sides: BTreeMap<(String, String), SideWire>,
     read: Arc<StateRead>,
+}
+
+/// One window of a multimap side input, read key by key through the state API.
+struct StateKeyed {
+    read: Arc<StateRead>,
+    reader: String,
+    tag: String,
+    window: Vec<u8>,
+    key: Wire,
+    value: Wire,
+}
+
+impl KeyedSideInput for StateKeyed {
+    fn values(&self, key: &[u8]) -> Result<Vec<Vec<u8>>, UserError> {
+        let mut beam_key = Vec::with_capacity(key.len() + 2);
+        self.key.frame_runnel(key, None, &mut beam_key)?;
+        let bytes = (self.read)(&self.reader, &self.tag, self.window.clone(), Some(beam_key))?;
+        let mut rest = bytes.as_slice();
+        let mut values = Vec::new();
+        while !rest.is_empty() {
+            let mut value = Vec::new();
+            self.value.to_runnel(&mut rest, Context::Nested, &mut value)?;
+            values.push(value);
+        }
+        Ok(values)
+    }
 }
 
 impl StateSideInputs {
@@ -646,7 +675,7 @@ impl SideInputSource for StateSideInputs {
             .ok_or_else(|| format!("no side input '{tag}' of '{reader}' in the bundle descriptor"))?;
         let mut key = Vec::new();
         window_coder.encode(&coders::Value::Window(*window), Context::Outer, &mut key)?;
-        let bytes = (self.read)(reader, tag, key)?;
+        let bytes = (self.read)(reader, tag, key, None)?;
         let mut batch = ops.empty();
         let mut rest = bytes.as_slice();
         let mut value = Vec::new();
@@ -657,6 +686,22 @@ impl SideInputSource for StateSideInputs {
             ops.push_decoded(&mut batch, &meta, &value)?;
         }
         Ok(batch)
+    }
+
+    fn keyed(&self, reader: &str, tag: &str, window: &Window) -> Option<Arc<dyn KeyedSideInput>> {
+        let (Wire::Kv(key, value), window_coder, _) = self.sides.get(&(reader.to_string(), tag.to_string()))? else {
+            return None;
+        };
+        let mut encoded_window = Vec::new();
+        window_coder.encode(&coders::Value::Window(*window), Context::Outer, &mut encoded_window).ok()?;
+        Some(Arc::new(StateKeyed {
+            read: self.read.clone(),
+            reader: reader.to_string(),
+            tag: tag.to_string(),
+            window: encoded_window,
+            key: (**key).clone(),
+            value: (**value).clone(),
+        }))
     }
 }
 

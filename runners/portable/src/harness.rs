@@ -45,6 +45,9 @@ pub struct Observed {
     pub metrics: MetricsSnapshot,
     /// Errors: failed bundles and control plane failures.
     pub errors: Vec<String>,
+    /// State reads by kind of state key (`iterable_side_input`, `multimap_side_input`) and
+    /// reading transform; a read of several pages counts once.
+    pub state_reads: BTreeMap<(String, String), usize>,
 }
 
 type Shared = Arc<Mutex<Observed>>;
@@ -446,15 +449,31 @@ impl Worker {
         transform: &str,
         side_input: &str,
         window: Vec<u8>,
+        by_key: Option<Vec<u8>>,
     ) -> Result<Vec<u8>, String> {
         let conn = self.state_conn(url).await?;
-        let key = fnapi::StateKey {
-            r#type: Some(fnapi::state_key::Type::IterableSideInput(fnapi::state_key::IterableSideInput {
-                transform_id: transform.to_string(),
-                side_input_id: side_input.to_string(),
+        let (transform_id, side_input_id) = (transform.to_string(), side_input.to_string());
+        let r#type = match by_key {
+            None => fnapi::state_key::Type::IterableSideInput(fnapi::state_key::IterableSideInput {
+                transform_id,
+                side_input_id,
                 window,
-            })),
+            }),
+            Some(key) => fnapi::state_key::Type::MultimapSideInput(fnapi::state_key::MultimapSideInput {
+                transform_id,
+                side_input_id,
+                window,
+                key,
+            }),
         };
+        record(&self.observed, |o| {
+            let kind = match r#type {
+                fnapi::state_key::Type::MultimapSideInput(_) => "multimap_side_input",
+                _ => "iterable_side_input",
+            };
+            *o.state_reads.entry((kind.to_string(), transform.to_string())).or_default() += 1;
+        });
+        let key = fnapi::StateKey { r#type: Some(r#type) };
         let mut all = Vec::new();
         let mut token = Vec::new();
         loop {
@@ -498,11 +517,12 @@ impl Worker {
         let instruction: Arc<Mutex<String>> = Arc::default();
         let state_url = descriptor.state_api_service_descriptor.as_ref().map(|d| d.url.clone());
         let (worker, current, handle) = (self.clone(), instruction.clone(), handle.clone());
-        let read: Arc<StateRead> = Arc::new(move |transform: &str, side: &str, window: Vec<u8>| {
-            let url = state_url.as_deref().ok_or("the runner gave no state endpoint for side inputs")?;
-            let instruction = lock(&current).clone();
-            Ok(handle.block_on(worker.read_side_input(url, &instruction, transform, side, window))?)
-        });
+        let read: Arc<StateRead> =
+            Arc::new(move |transform: &str, side: &str, window: Vec<u8>, key: Option<Vec<u8>>| {
+                let url = state_url.as_deref().ok_or("the runner gave no state endpoint for side inputs")?;
+                let instruction = lock(&current).clone();
+                Ok(handle.block_on(worker.read_side_input(url, &instruction, transform, side, window, key))?)
+            });
         let job = &self.code.job;
         let sides = StateSideInputs::new(job, descriptor, read).map_err(|e| e.to_string())?;
         let processor = BundleProcessor::new(job, &self.code.fingerprint, descriptor, Arc::new(sides))

@@ -68,6 +68,8 @@ pub mod beam_urn {
     pub const ENV_PROCESS: &str = "beam:env:process:v1";
     /// A side input read whole.
     pub const SIDE_INPUT_ITERABLE: &str = "beam:side_input:iterable:v1";
+    /// A side input of pairs read key by key.
+    pub const SIDE_INPUT_MULTIMAP: &str = "beam:side_input:multimap:v1";
 }
 
 /// Runnel's own URNs in a Beam pipeline.
@@ -475,9 +477,10 @@ impl Translator<'_> {
         let payload: ParDoPayload = t.payload_as()?;
         let mut side_inputs = BTreeMap::new();
         for side in &payload.side_inputs {
-            // Every view is read whole (the harness builds maps itself), so one access
-            // pattern serves all, and runners need not support multimap keys.
-            let access = beam_urn::SIDE_INPUT_ITERABLE;
+            // Lookup views read key by key (Beam's multimap access); every other view is read
+            // whole and built by the harness.
+            let access =
+                if side.view.reads_by_key() { beam_urn::SIDE_INPUT_MULTIMAP } else { beam_urn::SIDE_INPUT_ITERABLE };
             let view = serde_json::to_vec(&side.view).expect("a view kind is serialisable");
             side_inputs.insert(
                 side.tag.clone(),

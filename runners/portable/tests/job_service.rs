@@ -122,3 +122,42 @@ fn an_unreachable_job_server_is_a_connect_error() {
         Ok(_) => panic!("connected to a closed port"),
     }
 }
+
+/// A lookup view is read key by key through Beam's multimap side inputs: one state read per key
+/// asked (per bundle), none of the window as a whole; a key asked twice is read once.
+#[test]
+fn a_lookup_view_reads_only_the_keys_asked_through_multimap_state() {
+    let p = Pipeline::new(PipelineOptions::default());
+    let side: Vec<(String, i64)> = (0..1000).map(|i| (format!("k{i}"), i)).collect();
+    let view = View::as_multimap_lookup(&p.apply("Side", Create::of(side)));
+    let v = view.clone();
+    p.apply("Main", Create::of(vec!["k7".to_string(), "k7".into(), "k999".into(), "none".into()]))
+        .apply(
+            "Lookup",
+            ParDo::from_fn(move |k: String, ctx: &mut DoFnContext<'_, '_, (String, Vec<i64>)>| {
+                let values = ctx.side_input(&v)?.get(&k)?;
+                ctx.emit((k, values));
+                Ok(())
+            })
+            .with_side_input(&view),
+        )
+        .apply(
+            "Check",
+            PAssert::equal_in_any_order(vec![
+                ("k7".to_string(), vec![7i64]),
+                ("k7".into(), vec![7]),
+                ("k999".into(), vec![999]),
+                ("none".into(), vec![]),
+            ]),
+        );
+    let service = JobService::start().unwrap();
+    let (outcome, seen) = submit(&service, &p);
+    if let Err(e) = outcome {
+        panic!("{e}; the pool saw: {:?}", seen.errors);
+    }
+    let side_reads = |kind: &str| seen.state_reads.get(&(kind.to_string(), "Lookup".to_string())).copied().unwrap_or(0);
+    assert_eq!(side_reads("iterable_side_input"), 0, "{:?}", seen.state_reads);
+    // Three distinct keys; a bundle may hold some of them only, never a key read twice in one.
+    let multimap = side_reads("multimap_side_input");
+    assert!((3..=4).contains(&multimap), "{:?} for 3 distinct keys", seen.state_reads);
+}

@@ -200,6 +200,8 @@ macro_rules! conformance_suite {
                 side_input_as_multimap,
                 side_input_windowed_singleton_matches_main_window,
                 side_input_from_the_main_input,
+                side_input_as_multimap_lookup_gives_the_values_of_each_key_asked,
+                side_input_as_map_lookup_gives_the_value_of_each_key_asked,
                 // Grouping.
                 group_by_key_groups_values_per_key,
                 group_by_key_of_empty_input_is_empty,
@@ -306,6 +308,7 @@ macro_rules! conformance_suite {
                 passert_on_windowed_input_fails_when_a_window_is_missing,
                 duplicate_transform_names_are_a_construction_error,
                 singleton_side_input_with_two_elements_fails_run,
+                map_lookup_of_a_key_with_two_values_fails_run,
                 partition_index_out_of_range_fails_run,
                 flatten_of_no_inputs_is_a_construction_error,
                 run_error_keeps_the_user_error_as_its_source,

@@ -216,6 +216,25 @@ pub fn singleton_side_input_with_two_elements_fails_run(options: PipelineOptions
     assert_contains_all(&message, &["Read", "singleton", "2 elements"]);
 }
 
+/// A map lookup of a key with several values fails the run, naming the transform and the key.
+pub fn map_lookup_of_a_key_with_two_values_fails_run(options: PipelineOptions) {
+    let message = expect_run_failure(options, |p| {
+        let side = p.apply("Side", Create::of(vec![("k".to_string(), 1i64), ("k".into(), 2)]));
+        let view = View::as_map_lookup(&side);
+        let v = view.clone();
+        p.apply("Main", Create::of(vec!["k".to_string()])).apply(
+            "Read",
+            ParDo::from_fn(move |k: String, ctx: &mut DoFnContext<'_, '_, i64>| {
+                let found = ctx.side_input(&v)?.get(&k)?;
+                ctx.emit(found.unwrap_or_default());
+                Ok(())
+            })
+            .with_side_input(&view),
+        );
+    });
+    assert_contains_all(&message, &["Read", "2 values for key \"k\""]);
+}
+
 /// A Partition function returning an index out of range fails the run.
 pub fn partition_index_out_of_range_fails_run(options: PipelineOptions) {
     let message = expect_run_failure(options, |p| {

@@ -86,14 +86,32 @@ pub fn side_input_as_list(options: PipelineOptions) {
     run_ok(&p);
 }
 
+/// Greetings by language (the side input) and the languages looked up (the main input).
+fn greetings(p: &Pipeline) -> (PCollection<(String, String)>, PCollection<String>) {
+    let side =
+        p.apply("Side", Create::of(vec![("fr".to_string(), "bonjour".to_string()), ("de".into(), "hallo".into())]));
+    (side, p.apply("Main", Create::of(vec!["fr".to_string(), "de".into(), "it".into()])))
+}
+
+/// Checks the greeting found for each language looked up.
+fn check_greetings(found: &PCollection<(String, Option<String>)>) {
+    found.apply(
+        "Check",
+        PAssert::equal_in_any_order(vec![
+            ("fr".to_string(), Some("bonjour".to_string())),
+            ("de".into(), Some("hallo".into())),
+            ("it".into(), None),
+        ]),
+    );
+}
+
 /// `View::as_map` gives a map from each key to its single value.
 pub fn side_input_as_map(options: PipelineOptions) {
     let p = Pipeline::new(options);
-    let side =
-        p.apply("Side", Create::of(vec![("fr".to_string(), "bonjour".to_string()), ("de".into(), "hallo".into())]));
+    let (side, main) = greetings(&p);
     let view: PCollectionView<HashMap<String, String>> = View::as_map(&side);
     let v = view.clone();
-    let out = p.apply("Main", Create::of(vec!["fr".to_string(), "de".into(), "it".into()])).apply(
+    let out = main.apply(
         "Lookup",
         ParDo::from_fn(move |lang: String, ctx: &mut DoFnContext<'_, '_, (String, Option<String>)>| {
             let found = ctx.side_input(&v)?.get(&lang).cloned();
@@ -102,14 +120,7 @@ pub fn side_input_as_map(options: PipelineOptions) {
         })
         .with_side_input(&view),
     );
-    out.apply(
-        "Check",
-        PAssert::equal_in_any_order(vec![
-            ("fr".to_string(), Some("bonjour".to_string())),
-            ("de".into(), Some("hallo".into())),
-            ("it".into(), None),
-        ]),
-    );
+    check_greetings(&out);
     run_ok(&p);
 }
 
@@ -162,6 +173,81 @@ pub fn side_input_windowed_singleton_matches_main_window(options: PipelineOption
             .with_side_input(&view),
         );
     out.apply("Check", PAssert::equal_in_any_order(vec![("early".to_string(), 3i64), ("late".into(), 10)]));
+    run_ok(&p);
+}
+
+/// `View::as_multimap_lookup` gives the values of the keys a DoFn asks for, per window (keys of a
+/// tuple type; a key the window lacks has none).
+pub fn side_input_as_multimap_lookup_gives_the_values_of_each_key_asked(options: PipelineOptions) {
+    let p = Pipeline::new(options);
+    let side = p
+        .apply(
+            "Side",
+            Create::timestamped(vec![
+                ((("a".to_string(), 1u8), 1i64), Timestamp(1)),
+                ((("a".to_string(), 1), 3), Timestamp(2)),
+                ((("b".to_string(), 2), 2), Timestamp(3)),
+                ((("a".to_string(), 1), 30), Timestamp(12)),
+            ]),
+        )
+        .apply("SideWindows", WindowInto::new(FixedWindows::of(10)));
+    let view = View::as_multimap_lookup(&side);
+    let v = view.clone();
+    let out = p
+        .apply(
+            "Main",
+            Create::timestamped(vec![
+                (("a".to_string(), 1u8), Timestamp(5)),
+                (("b".to_string(), 2), Timestamp(6)),
+                (("b".to_string(), 3), Timestamp(7)),
+                (("a".to_string(), 1), Timestamp(15)),
+                (("b".to_string(), 2), Timestamp(16)),
+            ]),
+        )
+        .apply("MainWindows", WindowInto::new(FixedWindows::of(10)))
+        .apply(
+            "Lookup",
+            ParDo::from_fn(move |k: (String, u8), ctx: &mut DoFnContext<'_, '_, ((String, u8), i64, Vec<i64>)>| {
+                let lookup = ctx.side_input(&v)?;
+                let mut values = lookup.get(&k)?;
+                // Asked again: the same values (kept, not fetched twice).
+                assert_eq!(lookup.get(&k)?.len(), values.len());
+                values.sort();
+                let start = ctx.window().as_interval().map(|w| w.start.0).unwrap_or(-1);
+                ctx.emit((k, start, values));
+                Ok(())
+            })
+            .with_side_input(&view),
+        );
+    out.apply(
+        "Check",
+        PAssert::equal_in_any_order(vec![
+            (("a".to_string(), 1u8), 0i64, vec![1i64, 3]),
+            (("b".to_string(), 2), 0, vec![2]),
+            (("b".to_string(), 3), 0, vec![]),
+            (("a".to_string(), 1), 10, vec![30]),
+            (("b".to_string(), 2), 10, vec![]),
+        ]),
+    );
+    run_ok(&p);
+}
+
+/// `View::as_map_lookup` gives the value of each key asked for, `None` for a key not there.
+pub fn side_input_as_map_lookup_gives_the_value_of_each_key_asked(options: PipelineOptions) {
+    let p = Pipeline::new(options);
+    let (side, main) = greetings(&p);
+    let view: PCollectionView<MapLookup<String, String>> = View::as_map_lookup(&side);
+    let v = view.clone();
+    let out = main.apply(
+        "Lookup",
+        ParDo::from_fn(move |lang: String, ctx: &mut DoFnContext<'_, '_, (String, Option<String>)>| {
+            let found = ctx.side_input(&v)?.get(&lang)?;
+            ctx.emit((lang, found));
+            Ok(())
+        })
+        .with_side_input(&view),
+    );
+    check_greetings(&out);
     run_ok(&p);
 }
 
