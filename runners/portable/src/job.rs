@@ -65,6 +65,9 @@ pub fn state_name(state: i32) -> String {
         .unwrap_or_else(|_| format!("UNKNOWN({state})"))
 }
 
+/// Beam's CANCELLED job state.
+pub const CANCELLED: i32 = jm::job_state::Enum::Cancelled as i32;
+
 /// Whether a job in `state` will not change any more (STOPPED is where a job starts, not ends).
 pub fn is_terminal(state: i32) -> bool {
     use jm::job_state::Enum as S;
@@ -200,13 +203,40 @@ impl JobClient {
     /// Follows the job's message stream until it reaches a terminal state, handing each message
     /// text to `on_message` as it comes (with its importance), and returns the outcome.
     pub fn wait(&mut self, job_id: &str, on_message: &mut dyn FnMut(i32, &str)) -> Result<JobOutcome, JobError> {
+        self.wait_or_cancel(job_id, &|| false, on_message)
+    }
+
+    /// As [`JobClient::wait`], asking the job server to cancel the job once `cancelled` says so
+    /// (checked every 100 ms); the outcome is then the state the job ends in (CANCELLED, or
+    /// whatever it reached first).
+    pub fn wait_or_cancel(
+        &mut self,
+        job_id: &str,
+        cancelled: &dyn Fn() -> bool,
+        on_message: &mut dyn FnMut(i32, &str),
+    ) -> Result<JobOutcome, JobError> {
         let request = jm::JobMessagesRequest { job_id: job_id.to_string() };
+        let mut canceller = self.client.clone();
         let client = &mut self.client;
         let mut messages = Vec::new();
         let state = self.runtime.block_on(async {
             let mut stream =
                 client.get_message_stream(request).await.map_err(call_error("GetMessageStream"))?.into_inner();
-            while let Some(item) = stream.message().await.map_err(call_error("GetMessageStream"))? {
+            let mut poll = tokio::time::interval(std::time::Duration::from_millis(100));
+            let mut cancel_sent = false;
+            loop {
+                let item = tokio::select! {
+                    item = stream.message() => item.map_err(call_error("GetMessageStream"))?,
+                    _ = poll.tick(), if !cancel_sent => {
+                        if cancelled() {
+                            cancel_sent = true;
+                            let request = jm::CancelJobRequest { job_id: job_id.to_string() };
+                            canceller.cancel(request).await.map_err(call_error("Cancel"))?;
+                        }
+                        continue;
+                    }
+                };
+                let Some(item) = item else { break };
                 match item.response {
                     Some(jm::job_messages_response::Response::MessageResponse(m)) => {
                         on_message(m.importance, &m.message_text);

@@ -82,9 +82,10 @@ impl Runner for PortableRunner {
     fn capabilities(&self) -> Capabilities {
         if self.streaming {
             // Unbounded sources would need splittable DoFns, not built yet.
-            Capabilities::of(&[Capability::TestStream, Capability::ProcessingTime])
+            Capabilities::of(&[Capability::TestStream, Capability::ProcessingTime, Capability::RunAsync])
         } else {
-            Capabilities::batch_only()
+            // A handle's cancel becomes the job server's Cancel.
+            Capabilities::of(&[Capability::RunAsync])
         }
     }
 
@@ -93,7 +94,7 @@ impl Runner for PortableRunner {
         PlanOptions { lift_combines: true }
     }
 
-    fn run(&self, job: Job, _options: &RunnerOptions) -> Result<JobResult, RunError> {
+    fn run(&self, job: Job, runner_options: &RunnerOptions) -> Result<JobResult, RunError> {
         if let Ok(flags) = std::env::var(WORKER_ENV) {
             // Started by a job server as a worker: serve, then end the process (the program's
             // own code after `run` is the submitter's business, not a worker's).
@@ -146,9 +147,17 @@ impl Runner for PortableRunner {
         })?;
         let job_id = client.run(&preparation).map_err(failed)?;
         tracing::info!(job_id, endpoint, "submitted to the Beam job server");
+        let cancel = runner_options.cancel.clone();
         let outcome = client
-            .wait(&job_id, &mut |importance, text| tracing::debug!(importance, "job server: {text}"))
+            .wait_or_cancel(&job_id, &|| cancel.is_cancelled(), &mut |importance, text| {
+                tracing::debug!(importance, "job server: {text}")
+            })
             .map_err(failed)?;
+        if outcome.state == crate::job::CANCELLED {
+            tracing::info!(job_id, "cancelled on the job server");
+            let metrics = client.metrics(&job_id).unwrap_or_else(|_| pool.observed().metrics);
+            return Ok(JobResult { state: JobState::Cancelled, metrics });
+        }
         if let Err(e) = outcome.into_result() {
             // A job that failed in this program's own code: the user's error, source chain and
             // all, as the other runners report it; the job server's account goes to the log.

@@ -1,8 +1,8 @@
 //! The conformance suite on the portable runner, through Beam Python's local job service (one
 //! service for the whole test binary, started on first use; it needs the venv that
 //! `scripts/beam-venv.sh` installs). The job service is batch only and cannot run Runnel's
-//! window functions: cases needing TestStream, unbounded sources, processing time, retractions,
-//! asynchronous runs or user window functions must be refused up front.
+//! window functions: cases needing TestStream, unbounded sources, processing time, retractions
+//! or user window functions must be refused up front.
 
 use runnel_runner_portable::local_job_service::LocalJobService;
 use std::sync::OnceLock;
@@ -28,7 +28,7 @@ const GLOBAL_END_EARLY: &str = "Global, PaneInfo { is_first: true, is_last: true
 runnel_conformance::conformance_suite!(
     portable,
     runnel::PipelineOptions::default().with_runner(runnel::RunnerKind::Portable).with_job_endpoint(job_endpoint()),
-    runnel_conformance::Capabilities::batch_only(),
+    runnel_conformance::Capabilities::of(&[runnel_conformance::Capability::RunAsync]),
     deviations: {
         fixed_windows_combine_globally_gives_no_default_for_empty_windows: NOT_LAST,
         fixed_windows_combine_per_key: NOT_LAST,

@@ -1,8 +1,8 @@
 //! The conformance suite on the portable runner through Prism, Beam's Go runner (one Prism for
 //! the whole test binary, started on first use; `scripts/prism.sh` installs it), told that it runs
 //! streaming pipelines (`--streaming`): TestStream cases run there, with processing-time triggers;
-//! cases needing unbounded sources, retractions, asynchronous runs or user window functions must
-//! be refused up front.
+//! cases needing unbounded sources, retractions or user window functions must be refused up
+//! front.
 
 use runnel_runner_portable::local_job_service::LocalPrism;
 use std::sync::OnceLock;
@@ -74,7 +74,8 @@ runnel_conformance::conformance_suite!(
         .with_streaming(true),
     runnel_conformance::Capabilities::of(&[
         runnel_conformance::Capability::TestStream,
-        runnel_conformance::Capability::ProcessingTime
+        runnel_conformance::Capability::ProcessingTime,
+        runnel_conformance::Capability::RunAsync
     ]),
     deviations: {
         remerge_merges_consumed_windows_again_at_the_next_grouping: MERGED_SESSION_EARLY,
