@@ -40,7 +40,7 @@ pub enum JobError {
         message: String,
     },
     /// The job ended in a state other than DONE.
-    #[error("job {job_id} ended {state}{}", if .messages.is_empty() { String::new() } else { format!(": {}", .messages.join("; ")) })]
+    #[error("job {job_id} ended {state}{}", summary(.messages))]
     Failed {
         /// The job server's id of the job.
         job_id: String,
@@ -52,6 +52,28 @@ pub enum JobError {
     /// No tokio runtime could be started.
     #[error("cannot start the gRPC runtime: {0}")]
     Runtime(String),
+}
+
+/// The job server's messages about a failed job, for a person: a Python traceback becomes its
+/// last line (the exception), and a message already given is not repeated. The messages
+/// themselves stay whole in [`JobError::Failed`] and in the debug log.
+fn summary(messages: &[String]) -> String {
+    let mut seen: Vec<String> = Vec::new();
+    for m in messages {
+        let text = if m.contains("Traceback (most recent call last)") {
+            m.lines().map(str::trim).rfind(|l| !l.is_empty()).unwrap_or(m).to_string()
+        } else {
+            m.trim().to_string()
+        };
+        if !text.is_empty() && !seen.contains(&text) {
+            seen.push(text);
+        }
+    }
+    if seen.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", seen.join("; "))
+    }
 }
 
 fn call_error(call: &'static str) -> impl Fn(tonic::Status) -> JobError {
@@ -256,5 +278,22 @@ impl JobClient {
             None => self.state(job_id)?,
         };
         Ok(JobOutcome { job_id: job_id.to_string(), state, messages })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_jobs_python_tracebacks_are_summed_up_by_their_exception_once() {
+        let traceback = "Traceback (most recent call last):\n  File \"x.py\", line 1, in f\n    raise E\n\
+                         NotImplementedError: beam:transform:teststream:v1\n";
+        let e = JobError::Failed {
+            job_id: "j".into(),
+            state: "FAILED".into(),
+            messages: vec![traceback.into(), format!("Error running pipeline.\n{traceback}"), "worker lost".into()],
+        };
+        assert_eq!(e.to_string(), "job j ended FAILED: NotImplementedError: beam:transform:teststream:v1; worker lost");
     }
 }
