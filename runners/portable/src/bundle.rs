@@ -9,7 +9,8 @@
 //! input or output. Elements cross the boundary re-framed between Beam's wire format
 //! (`windowed_value` of KV / iterable / `length_prefix`) and Runnel's value bytes
 //! ([`ElementOps::encode_values`]). Side inputs are read on demand through the state API
-//! ([`SideInputSource`]).
+//! ([`SideInputSource`]): whole windows (Beam's iterable side inputs), or key by key for views
+//! that read by key (Beam's multimap side inputs).
 
 use crate::coders::{self, Context};
 use crate::proto::fn_execution as fnapi;

@@ -6,7 +6,8 @@
 //! runs the bundle with a [`BundleProcessor`] (one per descriptor, reused across bundles): blocks
 //! of input are processed as they arrive on the data streams (multiplexed by instruction and
 //! transform, ended by `is_last`), output goes back in blocks as it is produced, then with
-//! `is_last`; side inputs are read through the state API. The bundle's user metrics go back as
+//! `is_last`; side inputs are read through the state API (whole windows, or one key at a time for
+//! lookup views). The bundle's user metrics go back as
 //! monitoring infos in its response. When the runner ends the control stream, the worker drops
 //! its data and state streams, half-closing them (a runner otherwise waits out a shutdown grace
 //! period). What the program logs (`tracing`) while running a bundle also goes to the runner's

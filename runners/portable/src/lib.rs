@@ -7,6 +7,12 @@
 //!   published test vectors).
 //! - [`translate`]: a Runnel [`Graph`](runnel_model::Graph) as a Beam `Pipeline`, refusing up
 //!   front what a Beam runner could not run faithfully.
+//! - [`job`]: the Job API client (prepare, run, follow, cancel, metrics).
+//! - [`harness`] and [`bundle`]: the SDK harness, executing bundle descriptors with the job's
+//!   code through `runners/core`'s stage executor; [`monitoring`] and [`logging`]: metrics and
+//!   logs back to the runner.
+//! - [`runner`]: [`PortableRunner`], `--runner=portable`; [`local_job_service`]: Beam Python's
+//!   job service and Prism as child processes, for tests.
 //!
 //! This crate is the only one in the workspace that knows gRPC.
 #![warn(missing_docs)]
