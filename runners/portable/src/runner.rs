@@ -70,6 +70,20 @@ fn write_launcher(dir: &std::path::Path) -> std::io::Result<std::path::PathBuf> 
     Ok(path)
 }
 
+/// The first grouping over windows that expire (any but the global window): where a streaming
+/// job server may drop late data, out of Runnel's sight.
+fn grouping_of_expiring_windows(graph: &runnel_model::Graph) -> Option<String> {
+    graph.transforms.values().find_map(|t| {
+        let grouping =
+            [runnel_model::urns::GROUP_BY_KEY, runnel_model::urns::COMBINE_PER_KEY].contains(&t.urn.as_str());
+        let expiring = t
+            .inputs
+            .values()
+            .any(|pc| graph.windowing_of(pc).is_some_and(|ws| ws.window_fn != runnel_model::WindowFnSpec::Global));
+        (grouping && expiring).then(|| t.unique_name.clone())
+    })
+}
+
 fn failed(message: impl ToString) -> RunError {
     RunError::JobFailed { runner: NAME, message: message.to_string() }
 }
@@ -121,6 +135,15 @@ impl Runner for PortableRunner {
         };
         let mut pipeline =
             translate_job(&job, &options).map_err(|e| RunError::Refused { runner: NAME, reason: e.to_string() })?;
+        if self.streaming {
+            if let Some(grouping) = grouping_of_expiring_windows(&job.graph) {
+                tracing::warn!(
+                    "'{grouping}' groups in the job server: data arriving after its window expired is dropped there, \
+                     and not counted in {} (Prism keeps no such counter)",
+                    runnel_runner_core::metric_names::DROPPED_DUE_TO_LATENESS
+                );
+            }
+        }
         // The pool serves EXTERNAL workers; in PROCESS mode it only stays idle.
         let pool =
             WorkerPool::start(job, fingerprint).map_err(|e| failed(format!("cannot serve the worker pool: {e}")))?;
