@@ -113,6 +113,15 @@ fn view<T: Data, V: Send + Sync + 'static>(
     build: impl Fn(Vec<T>) -> Result<V, String> + Send + Sync + 'static,
     empty: Option<Arc<dyn Fn() -> Result<V, String> + Send + Sync>>,
 ) -> PCollectionView<V> {
+    view_of(pc, kind, Arc::new(TypedView { build: Arc::new(build), empty }))
+}
+
+/// The view of `pc` presented as `kind`, built by `materializer`.
+fn view_of<T: Data, V>(
+    pc: &PCollection<T>,
+    kind: ViewKind,
+    materializer: Arc<dyn ViewMaterializer>,
+) -> PCollectionView<V> {
     let tag = format!(
         "side:{}:{}",
         pc.id(),
@@ -120,12 +129,7 @@ fn view<T: Data, V: Send + Sync + 'static>(
     );
     PCollectionView {
         tag: tag.clone(),
-        binding: Some(SideInputBinding {
-            tag,
-            pcollection: pc.id().to_string(),
-            kind,
-            materializer: Arc::new(TypedView { build: Arc::new(build), empty }),
-        }),
+        binding: Some(SideInputBinding { tag, pcollection: pc.id().to_string(), kind, materializer }),
         _v: PhantomData,
     }
 }
@@ -281,11 +285,7 @@ fn lookup_view<K: Key, V: Data, L: Send + Sync + 'static>(
 ) -> PCollectionView<L> {
     // Read key by key, the side input must be pairs on the wire (Beam's KV coder).
     pc.pipeline().lock().make_keyed::<K, V>(pc.id());
-    let mut view = view(pc, kind, |_: Vec<(K, V)>| Err::<L, _>("unused".to_string()), None);
-    if let Some(binding) = view.binding.as_mut() {
-        binding.materializer = Arc::new(LookupView { wrap });
-    }
-    view
+    view_of(pc, kind, Arc::new(LookupView { wrap }))
 }
 
 fn single<T: Data>(mut values: Vec<T>) -> Result<T, String> {

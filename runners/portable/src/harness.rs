@@ -72,6 +72,8 @@ struct JobCode {
 /// The first bundle failure, with the user's error and its source chain.
 type Failure = Arc<Mutex<Option<RunError>>>;
 
+/// What the workers of one pool (or the one worker of a PROCESS) share.
+#[derive(Clone)]
 struct Pool {
     code: Arc<JobCode>,
     short_ids: Arc<ShortIds>,
@@ -90,35 +92,14 @@ impl BeamFnExternalWorkerPool for Pool {
         let Some(control) = request.control_endpoint.as_ref().map(|e| e.url.clone()) else {
             return Ok(tonic::Response::new(fnapi::StartWorkerResponse { error: "no control endpoint given".into() }));
         };
-        let worker = Arc::new(Worker {
-            id: request.worker_id.clone(),
-            short_ids: self.short_ids.clone(),
-            code: self.code.clone(),
-            observed: self.observed.clone(),
-            failure: self.failure.clone(),
-            descriptors: Mutex::default(),
-            processors: Mutex::default(),
-            data: tokio::sync::Mutex::default(),
-            state: tokio::sync::Mutex::default(),
-            logging: Mutex::new(logging_of(
-                crate::logging::endpoint(request.logging_endpoint.as_ref()),
-                &request.worker_id,
-            )),
-        });
+        let logging = crate::logging::endpoint(request.logging_endpoint.as_ref());
+        let worker = Worker::new(request.worker_id.clone(), self, logging);
         tokio::spawn(async move {
-            if let Err(e) = worker.clone().control_loop(&control).await {
+            let (served, _) = worker.clone().serve(&control).await;
+            if let Err(e) = served {
                 record(&worker.observed, |o| o.errors.push(format!("worker {}: {e}", worker.id)));
             }
-            // Dropping the streams' senders half-closes them.
-            // Bundles still waiting for input get none: their runner is gone.
-            for conn in worker.data.lock().await.drain().map(|(_, c)| c) {
-                let mut routes = lock(&conn.routes);
-                routes.closed = Some("the runner ended the control stream".into());
-                routes.listening.clear();
-            }
-            worker.state.lock().await.clear();
             // This process goes on: the rest of the log leaves in the background.
-            let _ = worker.close_logging();
         });
         Ok(tonic::Response::new(fnapi::StartWorkerResponse { error: String::new() }))
     }
@@ -240,6 +221,37 @@ fn logging_of(endpoint: Option<String>, worker_id: &str) -> Option<(Arc<LogSink>
 }
 
 impl Worker {
+    /// A worker of `pool`'s job, logging to `logging` if the runner names an endpoint (called
+    /// within a runtime, which sends the log).
+    fn new(id: String, pool: &Pool, logging: Option<String>) -> Arc<Worker> {
+        Arc::new(Worker {
+            logging: Mutex::new(logging_of(logging, &id)),
+            id,
+            short_ids: pool.short_ids.clone(),
+            code: pool.code.clone(),
+            observed: pool.observed.clone(),
+            failure: pool.failure.clone(),
+            descriptors: Mutex::default(),
+            processors: Mutex::default(),
+            data: tokio::sync::Mutex::default(),
+            state: tokio::sync::Mutex::default(),
+        })
+    }
+
+    /// Serves the control stream at `control` until the runner ends it, then lets go of the
+    /// worker's streams: data and state half-close (bundles still waiting for input get none:
+    /// their runner is gone), and the logging stream sends what is queued, in the task returned.
+    async fn serve(self: Arc<Self>, control: &str) -> (Result<(), String>, Option<tokio::task::JoinHandle<()>>) {
+        let served = self.clone().control_loop(control).await;
+        for conn in self.data.lock().await.drain().map(|(_, c)| c) {
+            let mut routes = lock(&conn.routes);
+            routes.closed = Some("the runner ended the control stream".into());
+            routes.listening.clear();
+        }
+        self.state.lock().await.clear();
+        (served, self.close_logging())
+    }
+
     /// Drops the worker's hold on its logging stream (bundles still running keep theirs), says
     /// how many entries it could not send, and gives the task that sends the rest.
     fn close_logging(&self) -> Option<tokio::task::JoinHandle<()>> {
@@ -454,26 +466,18 @@ impl Worker {
     ) -> Result<Vec<u8>, String> {
         let conn = self.state_conn(url).await?;
         let (transform_id, side_input_id) = (transform.to_string(), side_input.to_string());
-        let r#type = match by_key {
-            None => fnapi::state_key::Type::IterableSideInput(fnapi::state_key::IterableSideInput {
-                transform_id,
-                side_input_id,
-                window,
-            }),
-            Some(key) => fnapi::state_key::Type::MultimapSideInput(fnapi::state_key::MultimapSideInput {
-                transform_id,
-                side_input_id,
-                window,
-                key,
-            }),
+        use fnapi::state_key::{IterableSideInput, MultimapSideInput, Type};
+        let (kind, r#type) = match by_key {
+            None => (
+                "iterable_side_input",
+                Type::IterableSideInput(IterableSideInput { transform_id, side_input_id, window }),
+            ),
+            Some(key) => (
+                "multimap_side_input",
+                Type::MultimapSideInput(MultimapSideInput { transform_id, side_input_id, window, key }),
+            ),
         };
-        record(&self.observed, |o| {
-            let kind = match r#type {
-                fnapi::state_key::Type::MultimapSideInput(_) => "multimap_side_input",
-                _ => "iterable_side_input",
-            };
-            *o.state_reads.entry((kind.to_string(), transform.to_string())).or_default() += 1;
-        });
+        record(&self.observed, |o| *o.state_reads.entry((kind.to_string(), transform.to_string())).or_default() += 1);
         let key = fnapi::StateKey { r#type: Some(r#type) };
         let mut all = Vec::new();
         let mut token = Vec::new();
@@ -688,18 +692,12 @@ pub fn serve_process_worker(job: Job, fingerprint: String, flags: &str) -> Resul
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let worker = Arc::new(Worker {
-        id: id.clone(),
-        short_ids: Arc::default(),
+    let pool = Pool {
         code: Arc::new(JobCode { job, fingerprint }),
+        short_ids: Arc::default(),
         observed: Arc::default(),
         failure: Arc::default(),
-        descriptors: Mutex::default(),
-        processors: Mutex::default(),
-        data: tokio::sync::Mutex::default(),
-        state: tokio::sync::Mutex::default(),
-        logging: Mutex::default(),
-    });
+    };
     let result = runtime.block_on(async {
         let mut client = ProvisionServiceClient::new(channel(&provision).await?);
         let info = client
@@ -709,11 +707,11 @@ pub fn serve_process_worker(job: Job, fingerprint: String, flags: &str) -> Resul
             .into_inner()
             .info
             .unwrap_or_default();
-        *lock(&worker.logging) = logging_of(crate::logging::endpoint(info.logging_endpoint.as_ref()), &id);
         let control = info.control_endpoint.map(|e| e.url).ok_or("the provision info names no control endpoint")?;
-        let served = worker.clone().control_loop(&control).await;
+        let worker = Worker::new(id.clone(), &pool, crate::logging::endpoint(info.logging_endpoint.as_ref()));
+        let (served, logging) = worker.serve(&control).await;
         // The process ends next: let the logging stream send what is queued first.
-        if let Some(call) = worker.close_logging() {
+        if let Some(call) = logging {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(2), call).await;
         }
         served

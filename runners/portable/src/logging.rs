@@ -247,14 +247,6 @@ impl Subscriber for LogForwarding {
     }
 }
 
-/// A `LogEntry` as a line, for tests and diagnostics.
-pub fn describe(entry: &fnapi::LogEntry) -> String {
-    let severity = fnapi::log_entry::severity::Enum::try_from(entry.severity)
-        .map(|s| s.as_str_name().to_string())
-        .unwrap_or_else(|_| entry.severity.to_string());
-    format!("{severity} [{}] {}", entry.instruction_id, entry.message)
-}
-
 /// The logging endpoint of a provision info or a start request, if any.
 pub fn endpoint(descriptor: Option<&pb::ApiServiceDescriptor>) -> Option<String> {
     descriptor.map(|d| d.url.clone()).filter(|u| !u.is_empty())
@@ -266,6 +258,14 @@ mod tests {
     use fnapi::beam_fn_logging_server::{BeamFnLogging, BeamFnLoggingServer};
     use std::sync::Mutex;
     use tokio_stream::wrappers::TcpListenerStream;
+
+    /// A `LogEntry` as a line.
+    fn describe(entry: &fnapi::LogEntry) -> String {
+        let severity = fnapi::log_entry::severity::Enum::try_from(entry.severity)
+            .map(|s| s.as_str_name().to_string())
+            .unwrap_or_else(|_| entry.severity.to_string());
+        format!("{severity} [{}] {}", entry.instruction_id, entry.message)
+    }
 
     /// A runner's logging service that keeps what it receives.
     #[derive(Clone, Default)]

@@ -128,12 +128,20 @@ impl Runner for PortableRunner {
             });
         };
         let fingerprint = graph_fingerprint(&job.graph);
-        let options = TranslateOptions {
-            // Only the environment's address is not known before the pool starts.
-            environment: EnvironmentSpec::Process { command: String::new() },
-            batch_only: !self.streaming,
+        // The pool serves EXTERNAL workers; in PROCESS mode it only stays idle.
+        let pool = WorkerPool::start(job.clone(), fingerprint)
+            .map_err(|e| failed(format!("cannot serve the worker pool: {e}")))?;
+        let launcher_dir = tempfile::tempdir().map_err(|e| failed(format!("cannot write the worker launcher: {e}")))?;
+        let environment = match self.environment {
+            WorkerEnvironment::External => EnvironmentSpec::External { endpoint: pool.endpoint().to_string() },
+            WorkerEnvironment::Process => {
+                let launcher = write_launcher(launcher_dir.path())
+                    .map_err(|e| failed(format!("cannot write the worker launcher: {e}")))?;
+                EnvironmentSpec::Process { command: launcher.to_string_lossy().into_owned() }
+            }
         };
-        let mut pipeline =
+        let options = TranslateOptions { environment, batch_only: !self.streaming };
+        let pipeline =
             translate_job(&job, &options).map_err(|e| RunError::Refused { runner: NAME, reason: e.to_string() })?;
         if self.streaming {
             if let Some(grouping) = grouping_of_expiring_windows(&job.graph) {
@@ -144,19 +152,6 @@ impl Runner for PortableRunner {
                 );
             }
         }
-        // The pool serves EXTERNAL workers; in PROCESS mode it only stays idle.
-        let pool =
-            WorkerPool::start(job, fingerprint).map_err(|e| failed(format!("cannot serve the worker pool: {e}")))?;
-        let launcher_dir = tempfile::tempdir().map_err(|e| failed(format!("cannot write the worker launcher: {e}")))?;
-        let environment = match self.environment {
-            WorkerEnvironment::External => EnvironmentSpec::External { endpoint: pool.endpoint().to_string() },
-            WorkerEnvironment::Process => {
-                let launcher = write_launcher(launcher_dir.path())
-                    .map_err(|e| failed(format!("cannot write the worker launcher: {e}")))?;
-                EnvironmentSpec::Process { command: launcher.to_string_lossy().into_owned() }
-            }
-        };
-        crate::translate::set_environment(&mut pipeline, &environment);
         let mut client = JobClient::connect(&endpoint).map_err(failed)?;
         let name = format!("runnel-{}", std::process::id());
         let mut job_options = BTreeMap::from([("job_name".to_string(), name.clone())]);

@@ -221,13 +221,6 @@ fn translate_with(
     })
 }
 
-/// Replaces where a translated pipeline's SDK transforms run (the address of an EXTERNAL pool
-/// is known only once it serves, after the translation has been checked).
-pub fn set_environment(pipeline: &mut pb::Pipeline, spec: &EnvironmentSpec) {
-    let components = pipeline.components.get_or_insert_with(Default::default);
-    components.environments.insert(ENVIRONMENT_ID.to_string(), environment(spec));
-}
-
 /// The environment of every SDK transform: how to reach the code, and the coders it knows.
 fn environment(spec: &EnvironmentSpec) -> pb::Environment {
     let mut capabilities: Vec<String> = [
@@ -577,20 +570,15 @@ impl Translator<'_> {
                         return unsupported(name, "the program made fewer element batches than the graph lists");
                     };
                     let mut encoded = Vec::with_capacity(*count);
-                    let mut failure = None;
                     let framed = ops.encode_values(&batch, &mut |meta, value, key_len| {
                         let mut bytes = Vec::with_capacity(value.len() + 2);
-                        if let Err(e) = wire.frame_runnel(value, key_len, &mut bytes) {
-                            failure = Some(e.to_string());
-                        }
-                        encoded.push(pb::test_stream_payload::TimestampedElement {
-                            encoded_element: bytes,
-                            timestamp: meta.timestamp.millis(),
-                        });
+                        wire.frame_runnel(value, key_len, &mut bytes)?;
+                        let timestamp = meta.timestamp.millis();
+                        encoded.push(pb::test_stream_payload::TimestampedElement { encoded_element: bytes, timestamp });
                         Ok(())
                     });
-                    if let Some(reason) = failure.or(framed.err().map(|e| e.to_string())) {
-                        return unsupported(name, format!("an element cannot be encoded for Beam: {reason}"));
+                    if let Err(e) = framed {
+                        return unsupported(name, format!("an element cannot be encoded for Beam: {e}"));
                     }
                     if encoded.len() != *count {
                         return unsupported(
